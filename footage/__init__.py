@@ -1,0 +1,1 @@
+"""Shared core of footage: settings, the catalog schema and the database session."""

@@ -1,0 +1,154 @@
+"""The catalog schema: the system of record. Migrations in migrations/ create it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC everywhere (SQLite keeps no zone) and read back aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog; attach a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+# Detections grow by millions a day per site: 64-bit keys on Postgres (SQLite ids are 64-bit).
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class VideoStatus:
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Video(Base):
+    __tablename__ = "videos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    start_source: Mapped[str | None] = mapped_column(String(16))
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    first_pts_s: Mapped[float | None] = mapped_column(Float)
+    fps: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    codec: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default=VideoStatus.PENDING)
+    error: Mapped[str | None] = mapped_column(Text)
+    warning: Mapped[str | None] = mapped_column(Text)
+    progress_s: Mapped[float] = mapped_column(Float, default=0.0)
+    detector: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    __table_args__ = (
+        UniqueConstraint("video_id", "start_s", name="uq_segments_video_start"),
+        Index("ix_segments_camera_start_at", "camera_id", "start_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer)
+    motion: Mapped[float] = mapped_column(Float)
+    analysed: Mapped[bool] = mapped_column(Boolean)
+    thumbnail: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+
+
+class Track(Base):
+    __tablename__ = "tracks"
+    __table_args__ = (UniqueConstraint("video_id", "track_no", name="uq_tracks_video_no"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), index=True)
+    track_no: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(64))
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_s: Mapped[float] = mapped_column(Float)
+    last_s: Mapped[float] = mapped_column(Float)
+    detections: Mapped[int] = mapped_column(Integer)
+    best_confidence: Mapped[float] = mapped_column(Float)
+    color: Mapped[str | None] = mapped_column(String(16))
+    crop: Mapped[str | None] = mapped_column(Text)
+
+
+class Detection(Base):
+    __tablename__ = "detections"
+    __table_args__ = (
+        Index("ix_detections_camera_at", "camera_id", "at"),
+        Index("ix_detections_label_at", "label", "at"),
+        Index("ix_detections_segment", "segment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(BigId, ForeignKey("segments.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    track_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tracks.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    offset_s: Mapped[float] = mapped_column(Float)
+    label: Mapped[str] = mapped_column(String(64))
+    confidence: Mapped[float] = mapped_column(Float)
+    x1: Mapped[float] = mapped_column(Float)
+    y1: Mapped[float] = mapped_column(Float)
+    x2: Mapped[float] = mapped_column(Float)
+    y2: Mapped[float] = mapped_column(Float)
+    color: Mapped[str | None] = mapped_column(String(16))

@@ -1,0 +1,66 @@
+"""All configuration, read once from FOOTAGE_* environment variables and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FOOTAGE_", env_file=None, frozen=True)
+
+    data_dir: Path = Field(Path("footage-data"), description="Catalog, thumbnails, crops.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file inside data_dir."
+    )
+    broker_url: str | None = Field(
+        None, description="Celery broker (redis://...); unset: tasks run in-process."
+    )
+    models_dir: Path | None = Field(
+        None, description="Searched for model files before any hub download."
+    )
+    detector: str = Field(
+        "ultralytics:yolo11n.pt",
+        description="'ultralytics:WEIGHTS' or 'onnx:/path/spec.json'.",
+    )
+    detector_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Score threshold; default: the model's suggestion."
+    )
+    nms_iou: float = Field(0.5, gt=0.0, le=1.0)
+    sample_fps: float = Field(1.0, gt=0.0, le=30.0, description="Frames analysed per second.")
+    segment_seconds: float = Field(10.0, gt=0.0)
+    motion_threshold: float = Field(
+        0.002, ge=0.0, le=1.0, description="Share of changed pixels that counts as motion."
+    )
+    skip_static_segments: bool = Field(
+        True, description="Motion-free segments skip the detector (but see static_check_s)."
+    )
+    static_check_s: float = Field(
+        60.0, gt=0.0, description="Even without motion, run the detector this often."
+    )
+    skip_nonref_frames: bool = Field(
+        True, description="Do not decode non-reference frames when the container allows."
+    )
+    thumbnail_width: int = Field(320, ge=32, le=1920)
+    onnx_threads: int = Field(0, ge=0, description="0: onnxruntime decides.")
+
+    @field_validator("detector")
+    @classmethod
+    def _detector_has_backend(cls, value: str) -> str:
+        backend, _, target = value.partition(":")
+        if backend not in {"ultralytics", "onnx"} or not target:
+            raise ValueError("detector must be 'ultralytics:WEIGHTS' or 'onnx:SPEC.json'")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'footage.db').resolve()}"
+
+    @property
+    def media_dir(self) -> Path:
+        """Where thumbnails and crops live; catalog paths are relative to it."""
+        return self.data_dir / "media"

@@ -1,0 +1,1 @@
+"""Turns video files into catalog rows: decode, motion, detect, track, describe, write."""

@@ -1,0 +1,28 @@
+"""Motion between consecutive sampled frames: the share of pixels that changed."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from indexer.values import Image
+
+_WIDTH = 160
+_PIXEL_DELTA = 25  # grey levels; below this a change is sensor noise or compression
+
+
+class MotionMeter:
+    """Stateful over one video: each call compares with the previous sampled frame."""
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+
+    def update(self, image: Image) -> float:
+        height = max(1, round(image.shape[0] * _WIDTH / image.shape[1]))
+        small = cv2.resize(image, (_WIDTH, height), interpolation=cv2.INTER_AREA)
+        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+        previous, self._previous = self._previous, grey
+        if previous is None:
+            return 0.0
+        changed = cv2.absdiff(grey, previous) > _PIXEL_DELTA
+        return float(np.count_nonzero(changed)) / changed.size

@@ -1,0 +1,207 @@
+"""One video's analysis: sampled frames → segments → detect → track → colour → describe.
+
+Pure of the catalog: it yields `SegmentResult`s, and the ingest use case writes them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import cv2
+import numpy as np
+
+from footage.settings import Settings
+from indexer.colors import dominant_color
+from indexer.decode import FrameSampler
+from indexer.describe import SegmentFacts, describe_segment
+from indexer.detectors import Detector
+from indexer.tracking import VideoTracker
+from indexer.values import AnalysedFrame, Detections, Image, SampledFrame, SegmentResult, TrackSighting
+
+_CROP_PAD = 0.1
+
+
+@dataclass(frozen=True)
+class AnalysisPolicy:
+    segment_seconds: float
+    motion_threshold: float
+    skip_static: bool
+    static_check_s: float
+    thumbnail_width: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AnalysisPolicy:
+        return cls(
+            settings.segment_seconds,
+            settings.motion_threshold,
+            settings.skip_static_segments,
+            settings.static_check_s,
+            settings.thumbnail_width,
+        )
+
+
+def crop(image: Image, box: np.ndarray) -> Image:
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    px, py = (x2 - x1) * _CROP_PAD, (y2 - y1) * _CROP_PAD
+    x1, y1 = max(0, int(x1 - px)), max(0, int(y1 - py))
+    x2, y2 = min(w, int(np.ceil(x2 + px))), min(h, int(np.ceil(y2 + py)))
+    return image[y1:y2, x1:x2]
+
+
+def thumbnail(image: Image, width: int) -> Image:
+    if image.shape[1] <= width:
+        return image
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class _TrackBook:
+    """What the video has seen of each track so far (colour votes, best detection)."""
+
+    def __init__(self) -> None:
+        self.colors: dict[int, Counter[str]] = {}
+        self.best: dict[int, float] = {}
+
+    def sightings(
+        self, frames: Sequence[tuple[SampledFrame, Detections]]
+    ) -> tuple[TrackSighting, ...]:
+        spans: dict[int, _Span] = {}
+        for frame, dets in frames:
+            for i, no in enumerate(dets.track_nos.tolist()):
+                if no < 0:
+                    continue
+                if color := dets.colors[i]:
+                    self.colors.setdefault(no, Counter())[color] += 1
+                span = spans.setdefault(no, _Span(dets.label[i], frame.t))
+                span.last, span.count = frame.t, span.count + 1
+                conf = float(dets.confidence[i])
+                if conf > span.best:
+                    span.best, span.crop = conf, crop(frame.image, dets.xyxy[i])
+        sightings = []
+        for no, span in sorted(spans.items()):
+            improved = span.best > self.best.get(no, -1.0)
+            self.best[no] = max(self.best.get(no, -1.0), span.best)
+            votes = self.colors.get(no)
+            sightings.append(
+                TrackSighting(
+                    track_no=no,
+                    label=span.label,
+                    first_s=span.first,
+                    last_s=span.last,
+                    count=span.count,
+                    best_confidence=span.best,
+                    color=votes.most_common(1)[0][0] if votes else None,
+                    best_crop=span.crop if improved else None,
+                )
+            )
+        return tuple(sightings)
+
+
+@dataclass
+class _Span:
+    label: str
+    first: float
+    last: float = 0.0
+    count: int = 0
+    best: float = -1.0
+    crop: Image | None = None
+
+
+class VideoAnalysis:
+    """Iterating yields one `SegmentResult` per segment of footage, in order."""
+
+    def __init__(
+        self,
+        sampler: FrameSampler,
+        detector: Detector,
+        policy: AnalysisPolicy,
+        *,
+        camera: str,
+        started_at: datetime,
+        sample_fps: float,
+    ) -> None:
+        self.sampler = sampler
+        self.detector = detector
+        self.policy = policy
+        self.camera = camera
+        self.started_at = started_at
+        self.tracker = VideoTracker(threshold=detector.threshold, sample_fps=sample_fps)
+        self.book = _TrackBook()
+        self._last_check_s: float | None = None
+        self._previous: tuple[TrackSighting, ...] = ()
+        self._seen: set[int] = set()
+
+    def __iter__(self) -> Iterator[SegmentResult]:
+        length = self.policy.segment_seconds
+        current: list[SampledFrame] = []
+        index = -1
+        for frame in self.sampler:
+            k = int(frame.t // length)
+            if k != index and current:
+                yield self._segment(index, current, end_s=(index + 1) * length)
+                current = []
+            index = k
+            current.append(frame)
+        if current:
+            yield self._segment(index, current, end_s=max(self.sampler.duration_s, current[-1].t))
+
+    def _should_analyse(self, start_s: float, motion: float) -> bool:
+        p = self.policy
+        if not p.skip_static or self._last_check_s is None or motion >= p.motion_threshold:
+            return True
+        return start_s - self._last_check_s >= p.static_check_s
+
+    def _detect(self, frames: list[SampledFrame]) -> list[tuple[SampledFrame, Detections]]:
+        out = []
+        for frame, dets in zip(frames, self.detector.detect([f.image for f in frames]), strict=True):
+            tracked = self.tracker.update(dets)
+            colors = tuple(dominant_color(crop(frame.image, box)) for box in tracked.xyxy)
+            out.append((frame, tracked.with_colors(colors)))
+        return out
+
+    def _segment(self, index: int, frames: list[SampledFrame], *, end_s: float) -> SegmentResult:
+        start_s = index * self.policy.segment_seconds
+        motion = max(f.motion for f in frames)
+        analysed = self._should_analyse(start_s, motion)
+        detected = self._detect(frames) if analysed else []
+        if analysed:
+            self._last_check_s = start_s
+        sightings = self.book.sightings(detected)
+        new = frozenset(s.track_no for s in sightings) - self._seen
+        self._seen |= new
+        present = {s.track_no for s in sightings}
+        gone = tuple(s for s in self._previous if s.track_no not in present) if analysed else ()
+        if analysed:
+            self._previous = sightings
+        best = max(detected, key=lambda fd: len(fd[1]), default=None)
+        shown = best[0] if best is not None and len(best[1]) else frames[len(frames) // 2]
+        facts = SegmentFacts(
+            camera=self.camera,
+            start_at=self.started_at + timedelta(seconds=start_s),
+            end_at=self.started_at + timedelta(seconds=end_s),
+            start_s=start_s,
+            end_s=end_s,
+            motion=motion,
+            motion_threshold=self.policy.motion_threshold,
+            analysed=analysed,
+            frames=tuple(AnalysedFrame(f.t, d) for f, d in detected),
+            sightings=sightings,
+            new_tracks=new,
+            gone_tracks=gone,
+        )
+        return SegmentResult(
+            index=index,
+            start_s=start_s,
+            end_s=end_s,
+            frames=len(frames),
+            motion=motion,
+            analysed=analysed,
+            analysed_frames=facts.frames,
+            sightings=sightings,
+            thumbnail=thumbnail(shown.image, self.policy.thumbnail_width),
+            description=describe_segment(facts),
+        )

@@ -1,0 +1,119 @@
+"""Typed value objects passed between the indexer's stages. Stages never mutate them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+Image = npt.NDArray[np.uint8]  # H x W x 3, RGB
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    declared_duration_s: float | None
+    declared_frames: int | None
+    creation_time: datetime | None
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One analysed frame: `t` is seconds from the video's first frame."""
+
+    t: float
+    image: Image
+    motion: float
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Column-based detections of one frame, boxes in pixels of the original frame."""
+
+    xyxy: FloatArray
+    confidence: FloatArray
+    label: tuple[str, ...]
+    track_no: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    color: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.label)
+        if self.xyxy.shape != (n, 4) or self.confidence.shape != (n,):
+            raise ValueError(f"inconsistent detections: {self.xyxy.shape}, {self.confidence.shape}")
+        if len(self.track_no) not in (0, n) or len(self.color) not in (0, n):
+            raise ValueError("track_no and color must be empty or one per detection")
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), ())
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def track_nos(self) -> IntArray:
+        """Per detection the video-wide track number, or -1 when it belongs to no track."""
+        return self.track_no if len(self.track_no) else np.full(len(self), -1, np.int64)
+
+    @property
+    def colors(self) -> tuple[str | None, ...]:
+        return self.color if self.color else (None,) * len(self)
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> Detections:
+        keep = np.flatnonzero(mask)
+        return Detections(
+            self.xyxy[keep],
+            self.confidence[keep],
+            tuple(self.label[i] for i in keep),
+            self.track_no[keep] if len(self.track_no) else self.track_no,
+            tuple(self.color[i] for i in keep) if self.color else (),
+        )
+
+    def with_tracks(self, track_no: IntArray) -> Detections:
+        return replace(self, track_no=np.asarray(track_no, np.int64))
+
+    def with_colors(self, color: tuple[str | None, ...]) -> Detections:
+        return replace(self, color=color)
+
+
+@dataclass(frozen=True)
+class AnalysedFrame:
+    t: float
+    detections: Detections
+
+
+@dataclass(frozen=True)
+class TrackSighting:
+    """What one segment adds to a track; the store merges it into the track's row."""
+
+    track_no: int
+    label: str
+    first_s: float
+    last_s: float
+    count: int
+    best_confidence: float
+    color: str | None
+    best_crop: Image | None
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    index: int
+    start_s: float
+    end_s: float
+    frames: int
+    motion: float
+    analysed: bool
+    analysed_frames: tuple[AnalysedFrame, ...]
+    sightings: tuple[TrackSighting, ...]
+    thumbnail: Image | None
+    description: str

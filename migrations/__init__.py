@@ -1,0 +1,1 @@
+"""Alembic migrations for the catalog (run on SQLite and PostgreSQL)."""
