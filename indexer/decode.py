@@ -57,8 +57,10 @@ def _open(path: Path) -> av.container.InputContainer:
         container = av.open(str(path))
     except PermissionError as exc:
         raise VideoUnreadable(f"permission denied: {exc}") from exc
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoUnreadable(f"not a readable video container: {exc}") from exc
+    except av.error.FFmpegError as exc:
+        raise VideoUnreadable(f"not a readable video file ({exc.strerror})") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VideoUnreadable(f"not a readable video file ({exc})") from exc
     if not container.streams.video:
         container.close()
         raise VideoUnreadable("no video stream in the file")

@@ -232,11 +232,12 @@ class Ingestor:
         """A file that cannot even be read is recorded by path, so `videos` can show it."""
         sha = "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()[:53]
         with self.catalog.unit_of_work() as session:
+            camera = _camera(session, camera_name)
             video = session.scalar(select(Video).where(Video.sha256 == sha))
             if video is None:
                 video = Video(sha256=sha, created_at=_now(), progress_s=0.0, size_bytes=0, path=str(path))
                 session.add(video)
-            video.camera_id = _camera(session, camera_name).id
+            video.camera_id = camera.id
             video.status, video.error, video.updated_at = VideoStatus.FAILED, reason, _now()
             session.flush()
             return IngestOutcome(path, VideoStatus.FAILED, reason, video.id)

@@ -1,0 +1,1 @@
+"""Read side of footage: SQL over the catalog views (and, later, vector search)."""

@@ -1,0 +1,97 @@
+"""Shared fixtures: real footage, the real ONNX detector, real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from footage.db import Catalog
+from footage.settings import Settings
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))
+FOOTAGE = SHARED / "footage"
+ANNOTATIONS = FOOTAGE / "annotations"
+ONNX_SPEC = SHARED / "models" / "centernet_mb3_coco.json"
+PG_ADMIN_URL = os.environ.get("FOOTAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("FOOTAGE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+PETS = "pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4"
+PETS_AVI = "pets09-s2l1_opencv-vtest_pedestrians_768x576_msmpeg4.avi"
+
+
+def clip(name: str) -> Path:
+    path = FOOTAGE / name
+    if not path.is_file():
+        pytest.fail(f"test footage missing: {path} (set FOOTAGE_SHARED_DIR to the shared/ folder)")
+    return path
+
+
+def all_clips() -> list[str]:
+    return sorted(p.name for p in FOOTAGE.iterdir() if p.suffix in {".mp4", ".avi"})
+
+
+@pytest.fixture(scope="session")
+def onnx_spec() -> Path:
+    if not ONNX_SPEC.is_file():
+        pytest.fail(f"ONNX detector spec missing: {ONNX_SPEC}")
+    return ONNX_SPEC
+
+
+def _pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test or module, dropped afterwards."""
+    name = f"footage_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        yield from _pg_database()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'catalog.db'}"
+    else:
+        yield from _pg_database()
+
+
+def make_settings(data_dir: Path, database_url: str | None, spec: Path, **overrides: object) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        detector=f"onnx:{spec}",
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, onnx_spec: Path) -> Settings:
+    return make_settings(tmp_path / "data", database_url, onnx_spec)
+
+
+@pytest.fixture
+def catalog(settings: Settings) -> Iterator[Catalog]:
+    catalog = Catalog(settings)
+    yield catalog
+    catalog.dispose()

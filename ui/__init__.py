@@ -1,0 +1,1 @@
+"""How people use footage: the command line (and the console, later)."""

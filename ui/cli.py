@@ -1,0 +1,243 @@
+"""The `footage` command: one thin verb per stage, over the use cases."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy import func, select
+
+from footage.catalog import Camera, Segment, Video, VideoStatus
+from footage.db import Catalog, current_revision, make_engine, upgrade
+from footage.settings import Settings
+
+app = typer.Typer(
+    help="Make CCTV footage searchable.", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="The catalog database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _parse_start(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO date-time: {value!r} (e.g. 2026-11-20T22:00:00+01:00)") from exc
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Video files, or folders to search for them.")],
+    camera: Annotated[str, typer.Option("--camera", "-c", help="Camera name (created on first use).")],
+    start: Annotated[
+        str | None,
+        typer.Option(help="Wall-clock time of the first frame, ISO 8601. Default: the container's "
+                     "creation time, else the file's modification time."),
+    ] = None,
+    queue: Annotated[bool, typer.Option("--queue", help="Send to the Celery workers instead.")] = False,
+) -> None:
+    """Index video files: segments, detections, tracks, thumbnails, descriptions."""
+    from indexer.detectors import DetectorUnavailable
+    from indexer.ingest import IngestRequest, Ingestor, expand_paths
+
+    settings = _settings()
+    started = _parse_start(start)
+    files = expand_paths(paths)
+    if not files:
+        err.print("[yellow]No video files found.[/yellow]")
+        raise typer.Exit(1)
+    requests = [IngestRequest(f, camera, started) for f in files]
+    if start and len(files) > 1:
+        err.print("[yellow]--start applies to every file given; give one file per --start.[/yellow]")
+    if queue:
+        from workers.app import enqueue, make_celery
+
+        celery = make_celery(settings)
+        for request in requests:
+            out.print(f"queued {request.path}  task {enqueue(celery, request)}")
+        return
+    catalog = Catalog(settings)
+    ingestor = Ingestor(catalog, settings)
+    try:
+        _ = ingestor.detector
+    except DetectorUnavailable as exc:
+        err.print(f"[red]Detector unavailable:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    failed = 0
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f} s of video"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+    ) as bar:
+        for request in requests:
+            task = bar.add_task(request.path.name[:40], total=None)
+
+            def progress(done: float, total: float, task: Any = task) -> None:
+                bar.update(task, completed=done, total=total)
+
+            outcome = ingestor.ingest(request, progress)
+            bar.remove_task(task)
+            style = {"done": "green", "skipped": "cyan", "failed": "red"}[outcome.status]
+            out.print(f"[{style}]{outcome.status:>7}[/{style}]  {outcome.path}  {outcome.message}")
+            failed += not outcome.ok
+    catalog.dispose()
+    if failed:
+        err.print(f"[red]{failed} of {len(requests)} file(s) failed[/red] (see `footage videos`)")
+        raise typer.Exit(1)
+
+
+@app.command()
+def videos(
+    status: Annotated[str | None, typer.Option(help="Only videos with this status.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What is indexed, in progress, or failed, and why."""
+    catalog = Catalog(_settings())
+    segments = select(Segment.video_id, func.count().label("n")).group_by(Segment.video_id).subquery()
+    query = (
+        select(Video, Camera.name, func.coalesce(segments.c.n, 0))
+        .join(Camera, Camera.id == Video.camera_id)
+        .outerjoin(segments, segments.c.video_id == Video.id)
+        .order_by(Video.id)
+    )
+    if status:
+        query = query.where(Video.status == status)
+    with catalog.unit_of_work() as session:
+        rows = session.execute(query).all()
+    catalog.dispose()
+    items = [
+        {
+            "id": v.id, "camera": cam, "path": v.path, "status": v.status,
+            "duration_s": round(v.duration_s, 2) if v.duration_s else None,
+            "progress_s": round(v.progress_s, 1), "segments": n,
+            "started_at": v.started_at.isoformat() if v.started_at else None,
+            "start_source": v.start_source, "codec": v.codec,
+            "size": f"{v.width}x{v.height}" if v.width else None,
+            "error": v.error, "warning": v.warning,
+        }
+        for v, cam, n in rows
+    ]
+    if as_json:
+        out.print_json(json.dumps(items))
+        return
+    table = Table("id", "camera", "file", "status", "duration", "segments", "first frame at (from)")
+    for item in items:
+        style = {"done": "green", "failed": "red", "processing": "yellow"}.get(item["status"], "")
+        duration = f"{item['duration_s']:.1f} s" if item["duration_s"] else "-"
+        if item["status"] == VideoStatus.PROCESSING:
+            duration = f"{item['progress_s']:.0f} s of {duration}"
+        when = f"{item['started_at'][:19]} ({item['start_source']})" if item["started_at"] else "-"
+        table.add_row(
+            str(item["id"]), item["camera"], Path(item["path"]).name,
+            f"[{style}]{item['status']}[/{style}]", duration, str(item["segments"]), when,
+        )
+    out.print(table)
+    for item in items:
+        if item["error"]:
+            out.print(f"[red]video {item['id']} failed:[/red] {item['path']}: {item['error']}")
+        elif item["warning"]:
+            out.print(f"[yellow]video {item['id']} note:[/yellow] {item['path']}: {item['warning']}")
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only SQL query; views: detections_v, segments_v, tracks_v.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
+    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
+) -> None:
+    """Query the catalog with SQL (read-only)."""
+    from search.sql import QueryError, run_readonly
+
+    settings = _settings()
+    Catalog(settings).dispose()  # creates / upgrades the schema on first use
+    try:
+        result = run_readonly(settings, query, limit=limit)
+    except QueryError as exc:
+        err.print(f"[red]Query failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if fmt == "json":
+        out.print_json(json.dumps([dict(zip(result.columns, r, strict=True)) for r in result.rows], default=str))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    else:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+        out.print(table)
+    if result.truncated:
+        err.print(f"[yellow]only the first {limit} rows are shown (--limit)[/yellow]")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Create or migrate the catalog schema."""
+    settings = _settings()
+    upgrade(settings.resolved_database_url, revision)
+    engine = make_engine(settings.resolved_database_url)
+    out.print(f"catalog at revision {current_revision(engine)}")
+    engine.dispose()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run a Celery worker that ingests queued videos (needs FOOTAGE_BROKER_URL)."""
+    from workers.app import QUEUE, worker_app
+
+    settings = _settings()
+    try:
+        celery = worker_app(settings)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])
+
+
+@app.command()
+def doctor() -> None:
+    """Check the catalog, the detector and the queue, and say plainly what is missing."""
+    from ui.doctor import run_checks
+
+    settings = _settings()
+    table = Table("check", "status", "detail")
+    ok = True
+    for check in run_checks(settings):
+        ok &= check.ok or not check.required
+        mark = "[green]ok[/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]off[/yellow]")
+        table.add_row(check.name, mark, check.detail)
+    out.print(table)
+    if not ok:
+        raise typer.Exit(1)

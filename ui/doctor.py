@@ -1,0 +1,57 @@
+"""Health checks behind `footage doctor`: each says what works and what to do if not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from footage.settings import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+
+def run_checks(settings: Settings) -> Iterator[Check]:
+    from footage.db import current_revision, make_engine, upgrade
+
+    url = settings.resolved_database_url
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        yield Check("catalog", True, f"{engine.url.render_as_string(hide_password=True)} at revision {current_revision(engine)}")
+        engine.dispose()
+    except Exception as exc:
+        yield Check("catalog", False, f"{url}: {exc}")
+
+    from indexer.detectors import DetectorUnavailable, load_detector
+
+    try:
+        detector = load_detector(settings)
+        yield Check("detector", True, f"{detector.name}, threshold {detector.threshold}")
+    except DetectorUnavailable as exc:
+        yield Check("detector", False, str(exc))
+
+    import av
+
+    yield Check("video decoding", True, f"PyAV {av.__version__}, FFmpeg {av.library_versions['libavcodec']}")
+
+    if settings.broker_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(settings.broker_url, socket_timeout=3).ping()
+            yield Check("queue", True, f"broker {settings.broker_url} reachable")
+        except Exception as exc:
+            yield Check("queue", False, f"broker {settings.broker_url}: {exc}")
+    else:
+        yield Check("queue", False, "FOOTAGE_BROKER_URL unset: ingest runs in-process", required=False)
+
+    import torch
+
+    gpu = torch.cuda.is_available()
+    yield Check("GPU", gpu, torch.cuda.get_device_name(0) if gpu else "none: models run on the CPU", required=False)
