@@ -79,6 +79,21 @@ def choose_start(request: IngestRequest, info: VideoInfo | None) -> tuple[dateti
     return mtime, "mtime"
 
 
+def truncation(info: VideoInfo, decoded_s: float) -> str | None:
+    """A reason when much less could be decoded than the header declares (a cut-off file).
+
+    Some shortfall is normal (undecodable frames before the first keyframe, headers that
+    over-count), so only a large one counts. The decodable part stays indexed.
+    """
+    declared = info.declared_duration_s
+    if not declared or decoded_s >= 0.9 * declared or declared - decoded_s < 2.0:
+        return None
+    return (
+        f"truncated or damaged: only {decoded_s:.1f} s of the {declared:.1f} s the file declares "
+        "could be decoded; that part is indexed"
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -207,9 +222,11 @@ class Ingestor:
             segments += 1
             if progress:
                 progress(result.end_s, max(total, result.end_s))
+        truncated = truncation(info, sampler.duration_s)
         with self.catalog.unit_of_work() as session:
             video = session.get_one(Video, video_id)
-            video.status = VideoStatus.DONE
+            video.status = VideoStatus.FAILED if truncated else VideoStatus.DONE
+            video.error = truncated
             video.duration_s = sampler.duration_s
             video.first_pts_s = sampler.first_pts_s
             video.progress_s = sampler.duration_s
@@ -217,6 +234,8 @@ class Ingestor:
             video.updated_at = _now()
         if progress:
             progress(sampler.duration_s, sampler.duration_s)
+        if truncated:
+            return IngestOutcome(path, VideoStatus.FAILED, truncated, video_id, sampler.duration_s, segments, source)
         message = f"{segments} segments, {sampler.duration_s:.1f} s, start from {source}"
         return IngestOutcome(path, VideoStatus.DONE, message, video_id, sampler.duration_s, segments, source)
 

@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make demo   set up a fresh machine and run the main job end to end on the embedded defaults
+#   make test   set up and run the tests (what .ci/run calls)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= $(abspath ../shared)
+
+.PHONY: setup demo test services bench lint
+setup: $(VENV)/.installed
+
+# torch/torchvision are pinned in pyproject.toml; installing them first lets pip take the
+# local files where a machine has them, before anything else asks for "torch".
+$(VENV)/.installed: pyproject.toml
+	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: setup
+	FOOTAGE_SHARED_DIR=$(SHARED) ./scripts/demo.sh
+
+services:
+	./scripts/services.sh
+
+test: setup services
+	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m pytest
+
+bench: setup
+	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m bench.ingest_bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy

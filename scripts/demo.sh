@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job on the embedded defaults (SQLite + in-process tasks under ./footage-data):
+# ingest real footage, then show what was found.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+shared="${FOOTAGE_SHARED_DIR:-../shared}"
+
+# No detector weights can be downloaded here: use the real COCO detector from shared/ when
+# it is there, else the default (ultralytics yolo11n.pt, downloaded on first use).
+if [ -z "${FOOTAGE_DETECTOR:-}" ] && [ -f "$shared/models/centernet_mb3_coco.json" ]; then
+  export FOOTAGE_DETECTOR="onnx:$shared/models/centernet_mb3_coco.json"
+fi
+
+clips=("$@")
+if [ ${#clips[@]} -eq 0 ]; then
+  for name in pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4 \
+              adith25_storefront-entrance-cctv-osd_640x360_h264_silent-aac.mp4; do
+    [ -f "$shared/footage/$name" ] && clips+=("$shared/footage/$name")
+  done
+fi
+if [ ${#clips[@]} -eq 0 ]; then
+  echo "No footage given and none found in $shared/footage: ./scripts/demo.sh VIDEO..." >&2
+  exit 2
+fi
+
+footage doctor || true
+footage ingest "${clips[@]}" --camera demo
+footage videos
+footage sql "SELECT label, color, count(*) AS detections, count(DISTINCT track_id) AS tracks
+             FROM detections_v GROUP BY label, color ORDER BY detections DESC" --limit 15
+footage sql "SELECT start_at, end_at, description FROM segments_v ORDER BY start_at LIMIT 4"
+echo "Catalog, thumbnails and crops are in ${FOOTAGE_DATA_DIR:-./footage-data}."
