@@ -1,0 +1,113 @@
+"""Detector backends on real frames: the ONNX CenterNet and an ultralytics YOLO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from footage.db import Catalog
+from footage.settings import Settings
+from indexer.decode import FrameSampler
+from indexer.detectors import DetectorUnavailable, load_detector
+from indexer.ingest import Ingestor, IngestRequest
+from tests.conftest import ANNOTATIONS, PETS, clip
+from tests.groundtruth import load_boxes, match
+
+
+@pytest.fixture(scope="module")
+def pets_frames() -> list:
+    return list(FrameSampler(clip(PETS), sample_fps=1.0, segment_seconds=10.0))[:3]
+
+
+def test_onnx_boxes_are_in_original_pixels(onnx_spec: Path, pets_frames: list) -> None:
+    detector = load_detector(Settings(detector=f"onnx:{onnx_spec}"))
+    assert detector.threshold == 0.4  # the spec's suggested threshold
+    found = detector.detect([f.image for f in pets_frames])
+    assert len(found) == 3
+    truth = load_boxes(ANNOTATIONS / "PETS09-S2L1" / "PETS09-S2L1_boxes_with_time.csv")
+    predicted = {
+        round(f.t * 10) + 1: [tuple(b) for b, label in zip(d.xyxy, d.label, strict=True) if label == "person"]
+        for f, d in zip(pets_frames, found, strict=True)
+    }
+    score = match(predicted, truth)
+    assert score.recall >= 0.8 and score.precision >= 0.85
+    for d in found:
+        assert np.all(d.xyxy[:, [0, 2]] <= 768) and np.all(d.xyxy[:, [1, 3]] <= 576)
+        assert np.all(d.confidence >= 0.4)
+
+
+def test_onnx_nms_is_classwise(onnx_spec: Path, pets_frames: list) -> None:
+    loose = load_detector(Settings(detector=f"onnx:{onnx_spec}", detector_threshold=0.2, nms_iou=0.99))
+    strict = load_detector(Settings(detector=f"onnx:{onnx_spec}", detector_threshold=0.2, nms_iou=0.3))
+    image = pets_frames[0].image
+    assert len(strict.detect([image])[0]) <= len(loose.detect([image])[0])
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (lambda s: s["output"].update(columns=["x1", "y1", "x2", "y2", "score"]), "class_index"),
+        (lambda s: s.update(file="missing.onnx"), "not found"),
+        (lambda s: s.pop("input"), "invalid ONNX detector spec"),
+    ],
+)
+def test_bad_onnx_specs_say_what_is_wrong(tmp_path: Path, onnx_spec: Path, mutation, message: str) -> None:  # type: ignore[no-untyped-def]
+    spec = json.loads(onnx_spec.read_text())
+    spec["file"] = str(onnx_spec.parent / spec["file"])
+    mutation(spec)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(spec))
+    with pytest.raises(DetectorUnavailable, match=message):
+        load_detector(Settings(detector=f"onnx:{bad}"))
+
+
+def test_missing_ultralytics_weights_say_where_to_put_them(tmp_path: Path) -> None:
+    with pytest.raises(DetectorUnavailable, match="FOOTAGE_MODELS_DIR"):
+        load_detector(Settings(detector="ultralytics:no-such-weights.pt", models_dir=tmp_path))
+
+
+@pytest.fixture(scope="module")
+def random_yolo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real YOLO11n architecture with random weights, saved as a .pt (no download)."""
+    from ultralytics import YOLO
+
+    folder = tmp_path_factory.mktemp("models")
+    model = YOLO("yolo11n.yaml")
+    model.save(str(folder / "yolo11n-random.pt"))
+    return folder
+
+
+def test_ultralytics_weights_found_in_models_dir(random_yolo: Path, pets_frames: list) -> None:
+    settings = Settings(detector="ultralytics:yolo11n-random.pt", models_dir=random_yolo, detector_threshold=1e-5)
+    detector = load_detector(settings)
+    assert detector.name == "ultralytics:yolo11n-random.pt"
+    found = detector.detect([f.image for f in pets_frames])
+    assert len(found) == 3
+    for d in found:
+        assert len(d) > 0  # random weights: scores near 1e-4, all above 1e-5
+        assert set(d.label) <= set(detector.names.values())  # type: ignore[attr-defined]
+        assert np.all(d.xyxy >= 0) and np.all(d.xyxy[:, [0, 2]] <= 768) and np.all(d.xyxy[:, [1, 3]] <= 576)
+
+
+def test_ultralytics_through_the_whole_pipeline(random_yolo: Path, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        detector="ultralytics:yolo11n-random.pt",
+        models_dir=random_yolo,
+        detector_threshold=1e-5,
+    )
+    catalog = Catalog(settings)
+    outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip("mot15_TUD-Campus_640x480_mpeg4.mp4"), "campus"))
+    assert outcome.status == "done", outcome.message
+    from sqlalchemy import text
+
+    with catalog.engine.connect() as conn:
+        detections = conn.execute(text("SELECT count(*) FROM detections_v")).scalar_one()
+        tracked = conn.execute(text("SELECT count(*) FROM detections_v WHERE track_id IS NOT NULL")).scalar_one()
+        detector = conn.execute(text("SELECT detector FROM videos")).scalar_one()
+    assert detections > 0 and tracked > 0
+    assert detector == "ultralytics:yolo11n-random.pt"
+    catalog.dispose()

@@ -1,0 +1,52 @@
+"""The ingestion queue for real: Celery over the local Redis, catalog on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+from sqlalchemy import select
+
+from footage.catalog import Video
+from footage.db import Catalog
+from indexer.ingest import IngestRequest
+from tests.conftest import REDIS_URL, _pg_database, clip, make_settings
+from workers.app import enqueue, make_celery, worker_app
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    yield from _pg_database()
+
+
+def test_queue_ingests_good_files_and_records_bad_ones(pg_url: str, tmp_path: Path, onnx_spec: Path) -> None:
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    settings = make_settings(tmp_path / "data", pg_url, onnx_spec).model_copy(update={"broker_url": REDIS_URL})
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(clip("visionet_alley-people-backlit_640x360_h264.mp4").read_bytes()[:20000])
+    good = clip("intel_worker-zone_480x270_from-gif.mp4")
+
+    client = make_celery(settings)
+    ids = [enqueue(client, IngestRequest(p, "dock")) for p in (corrupt, good, good)]
+    app = worker_app(settings)
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+        results = [client.AsyncResult(i).get(timeout=180) for i in ids]
+
+    assert [r["status"] for r in results] == ["failed", "done", "skipped"]
+    assert results[0]["message"] == "no decodable video frames in the file"
+    catalog = Catalog(settings)
+    with catalog.unit_of_work() as session:
+        videos = {Path(v.path).name: v for v in session.scalars(select(Video))}
+    assert videos["corrupt.mp4"].status == "failed"
+    assert videos[good.name].status == "done" and videos[good.name].duration_s == pytest.approx(4.73, abs=0.1)
+    catalog.dispose()
+
+
+def test_queue_needs_a_broker(tmp_path: Path, onnx_spec: Path) -> None:
+    with pytest.raises(ValueError, match="FOOTAGE_BROKER_URL"):
+        make_celery(make_settings(tmp_path, None, onnx_spec))
