@@ -41,6 +41,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+
 # Detections grow by millions a day per site: 64-bit keys on Postgres (SQLite ids are 64-bit).
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
@@ -142,7 +143,9 @@ class Detection(Base):
     segment_id: Mapped[int] = mapped_column(BigId, ForeignKey("segments.id", ondelete="CASCADE"))
     video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
     camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
-    track_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tracks.id", ondelete="SET NULL"))
+    track_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("tracks.id", ondelete="SET NULL")
+    )
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     offset_s: Mapped[float] = mapped_column(Float)
     label: Mapped[str] = mapped_column(String(64))

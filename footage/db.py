@@ -35,9 +35,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         if read_only:
-            event.listen(
-                engine, "connect", lambda conn, _r: conn.execute("PRAGMA query_only=ON")
-            )
+            event.listen(engine, "connect", lambda conn, _r: conn.execute("PRAGMA query_only=ON"))
         return engine
     options: dict[str, Any] = {"pool_pre_ping": True}
     if read_only:

@@ -20,7 +20,7 @@ import numpy as np
 
 from indexer.errors import VideoUnreadable
 from indexer.motion import MotionMeter
-from indexer.values import SampledFrame, VideoInfo
+from indexer.values import Image, SampledFrame, VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,9 @@ class FrameSampler:
         self.frame_step = 0.04
         self.warnings: list[str] = []
 
-    def _timed_frames(self, container: av.container.InputContainer) -> Iterator[tuple[float, av.VideoFrame]]:
+    def _timed_frames(
+        self, container: av.container.InputContainer
+    ) -> Iterator[tuple[float, av.VideoFrame]]:
         """Decoded frames with presentation times rebuilt in presentation order.
 
         Decoders emit frames in presentation order, but some containers (AVI with packed
@@ -157,7 +159,9 @@ class FrameSampler:
         rate = stream.average_rate or stream.guessed_rate
         return 1.0 / float(rate) if rate else 0.04
 
-    def _decode(self, container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+    def _decode(
+        self, container: av.container.InputContainer, stream: av.VideoStream
+    ) -> Iterator[av.VideoFrame]:
         try:
             for packet in container.demux(stream):
                 try:
@@ -182,8 +186,10 @@ class FrameSampler:
                 # Every segment gets at least its first frame, whatever the sampling rate.
                 if t + _SAMPLE_TOLERANCE_S >= next_sample or segment != sampled_segment:
                     sampled_segment = segment
-                    next_sample = (np.floor((t + _SAMPLE_TOLERANCE_S) / self.period) + 1) * self.period
-                    image = frame.to_ndarray(format="rgb24")
+                    next_sample = (
+                        np.floor((t + _SAMPLE_TOLERANCE_S) / self.period) + 1
+                    ) * self.period
+                    image: Image = frame.to_ndarray(format="rgb24")  # type: ignore[assignment]
                     yield SampledFrame(t=t, image=image, motion=self.motion.update(image))
         if last_t is None:
             raise VideoUnreadable("no decodable video frames in the file")

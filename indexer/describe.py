@@ -94,14 +94,14 @@ def describe_segment(facts: SegmentFacts) -> str:
         static = [s for s in facts.sightings if _throughout(s, facts)]
         for s in facts.sightings:
             if s.track_no in facts.new_tracks:
-                sentences.append(
-                    f"{_described(s).capitalize()} #{s.track_no} appears at {_at(facts, s.first_s)}."
-                )
+                when = _at(facts, s.first_s)
+                sentences.append(f"{_described(s).capitalize()} #{s.track_no} appears at {when}.")
         if static:
             names = ", ".join(f"{_described(s)} #{s.track_no}" for s in static)
             sentences.append(f"Present throughout: {names}.")
     for s in facts.gone_tracks:
-        sentences.append(f"{_described(s).capitalize()} #{s.track_no} has left (last seen {_at(facts, s.last_s)}).")
+        when = _at(facts, s.last_s)
+        sentences.append(f"{_described(s).capitalize()} #{s.track_no} has left (last seen {when}).")
     return " ".join(sentences)
 
 

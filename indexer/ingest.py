@@ -34,7 +34,26 @@ log = logging.getLogger(__name__)
 Progress = Callable[[float, float], None]  # (seconds done, seconds in all)
 
 VIDEO_SUFFIXES = frozenset(
-    ".mp4 .m4v .mov .avi .mkv .webm .ts .mts .m2ts .mpg .mpeg .wmv .flv .3gp .h264 .h265 .hevc .dav".split()
+    [
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".flv",
+        ".3gp",
+        ".h264",
+        ".h265",
+        ".hevc",
+        ".dav",
+    ]
 )
 
 
@@ -139,7 +158,9 @@ class Ingestor:
             return self._fail(video_id, path, str(exc))
         started_at, source = choose_start(request, info)
         try:
-            return self._analyse(video_id, path, request.camera, info, detector, started_at, source, progress)
+            return self._analyse(
+                video_id, path, request.camera, info, detector, started_at, source, progress
+            )
         except KeyboardInterrupt:
             self._fail(video_id, path, "interrupted; run the ingest again to finish it")
             raise
@@ -156,8 +177,11 @@ class Ingestor:
                 video = session.scalar(select(Video).where(Video.sha256 == sha))
                 if video is not None and video.status == VideoStatus.DONE:
                     return IngestOutcome(
-                        path, "skipped", f"already indexed as video {video.id} ({video.path})",
-                        video.id, video.duration_s or 0.0,
+                        path,
+                        "skipped",
+                        f"already indexed as video {video.id} ({video.path})",
+                        video.id,
+                        video.duration_s or 0.0,
                     )
                 camera = _camera(session, camera_name)
                 if video is None:
@@ -176,7 +200,9 @@ class Ingestor:
                 session.flush()
                 return video.id
         except IntegrityError:
-            return IngestOutcome(path, "skipped", "the same content is being ingested by another worker")
+            return IngestOutcome(
+                path, "skipped", "the same content is being ingested by another worker"
+            )
 
     def _analyse(
         self,
@@ -235,9 +261,13 @@ class Ingestor:
         if progress:
             progress(sampler.duration_s, sampler.duration_s)
         if truncated:
-            return IngestOutcome(path, VideoStatus.FAILED, truncated, video_id, sampler.duration_s, segments, source)
+            return IngestOutcome(
+                path, VideoStatus.FAILED, truncated, video_id, sampler.duration_s, segments, source
+            )
         message = f"{segments} segments, {sampler.duration_s:.1f} s, start from {source}"
-        return IngestOutcome(path, VideoStatus.DONE, message, video_id, sampler.duration_s, segments, source)
+        return IngestOutcome(
+            path, VideoStatus.DONE, message, video_id, sampler.duration_s, segments, source
+        )
 
     def _fail(self, video_id: int, path: Path, reason: str) -> IngestOutcome:
         with self.catalog.unit_of_work() as session:
@@ -254,7 +284,9 @@ class Ingestor:
             camera = _camera(session, camera_name)
             video = session.scalar(select(Video).where(Video.sha256 == sha))
             if video is None:
-                video = Video(sha256=sha, created_at=_now(), progress_s=0.0, size_bytes=0, path=str(path))
+                video = Video(
+                    sha256=sha, created_at=_now(), progress_s=0.0, size_bytes=0, path=str(path)
+                )
                 session.add(video)
             video.camera_id = camera.id
             video.status, video.error, video.updated_at = VideoStatus.FAILED, reason, _now()
@@ -268,7 +300,9 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             out.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+                sorted(
+                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+                )
             )
         else:
             out.append(path)

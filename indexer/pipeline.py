@@ -19,7 +19,14 @@ from indexer.decode import FrameSampler
 from indexer.describe import SegmentFacts, describe_segment
 from indexer.detectors import Detector
 from indexer.tracking import VideoTracker
-from indexer.values import AnalysedFrame, Detections, Image, SampledFrame, SegmentResult, TrackSighting
+from indexer.values import (
+    AnalysedFrame,
+    Detections,
+    Image,
+    SampledFrame,
+    SegmentResult,
+    TrackSighting,
+)
 
 _CROP_PAD = 0.1
 
@@ -56,7 +63,7 @@ def thumbnail(image: Image, width: int) -> Image:
     if image.shape[1] <= width:
         return image
     height = max(1, round(image.shape[0] * width / image.shape[1]))
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), np.uint8)
 
 
 class _TrackBook:
@@ -157,7 +164,9 @@ class VideoAnalysis:
 
     def _detect(self, frames: list[SampledFrame]) -> list[tuple[SampledFrame, Detections]]:
         out = []
-        for frame, dets in zip(frames, self.detector.detect([f.image for f in frames]), strict=True):
+        for frame, dets in zip(
+            frames, self.detector.detect([f.image for f in frames]), strict=True
+        ):
             tracked = self.tracker.update(dets)
             colors = tuple(dominant_color(crop(frame.image, box)) for box in tracked.xyxy)
             out.append((frame, tracked.with_colors(colors)))

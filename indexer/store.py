@@ -21,7 +21,9 @@ def save_jpeg(media_dir: Path, relative: str, image: Image) -> str:
     path = media_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.jpg")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]):
+    if not cv2.imwrite(
+        str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    ):
         raise OSError(f"could not write {path}")
     tmp.replace(path)
     return relative
@@ -48,7 +50,11 @@ class SegmentWriter:
         folder = f"{video.id}"
         thumb = None
         if result.thumbnail is not None:
-            thumb = save_jpeg(self.media_dir, f"{folder}/segment_{round(result.start_s * 1000):010d}.jpg", result.thumbnail)
+            thumb = save_jpeg(
+                self.media_dir,
+                f"{folder}/segment_{round(result.start_s * 1000):010d}.jpg",
+                result.thumbnail,
+            )
         segment = Segment(
             video_id=video.id,
             camera_id=video.camera_id,
@@ -66,7 +72,9 @@ class SegmentWriter:
         for sighting in result.sightings:
             crop_path = None
             if sighting.best_crop is not None and sighting.best_crop.size:
-                crop_path = save_jpeg(self.media_dir, f"{folder}/track_{sighting.track_no}.jpg", sighting.best_crop)
+                crop_path = save_jpeg(
+                    self.media_dir, f"{folder}/track_{sighting.track_no}.jpg", sighting.best_crop
+                )
             track_id = self.track_ids.get(sighting.track_no)
             if track_id is None:
                 track = Track(

@@ -18,7 +18,6 @@ import numpy as np
 from indexer.values import Detections
 
 
-
 class _TrackerInput:
     """The minimal results object BYTETracker reads: conf, cls, xywh, boolean indexing."""
 
@@ -57,9 +56,11 @@ class VideoTracker:
 
     def update(self, detections: Detections) -> Detections:
         """The same detections with video-wide track numbers (-1: not (yet) a track)."""
-        cls = np.array([self._labels.setdefault(l, len(self._labels)) for l in detections.label])
+        cls = np.array([self._labels.setdefault(n, len(self._labels)) for n in detections.label])
         xyxy = detections.xyxy.astype(np.float32)
-        pad = np.tile((xyxy[:, 2:] - xyxy[:, :2]) * self._buffer, 2) * np.array([-1, -1, 1, 1], np.float32)
+        pad = np.tile((xyxy[:, 2:] - xyxy[:, :2]) * self._buffer, 2) * np.array(
+            [-1, -1, 1, 1], np.float32
+        )
         tracked = self._tracker.update(
             _TrackerInput(xyxy + pad, detections.confidence, cls.astype(np.float32))
         )

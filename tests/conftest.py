@@ -66,7 +66,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield from _pg_database()
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def module_database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
@@ -76,7 +78,9 @@ def module_database_url(
         yield from _pg_database()
 
 
-def make_settings(data_dir: Path, database_url: str | None, spec: Path, **overrides: object) -> Settings:
+def make_settings(
+    data_dir: Path, database_url: str | None, spec: Path, **overrides: object
+) -> Settings:
     return Settings(
         data_dir=data_dir,
         database_url=database_url,

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from footage.db import Catalog
-from indexer.ingest import IngestOutcome, Ingestor, IngestRequest
+from indexer.ingest import Ingestor, IngestOutcome, IngestRequest
 from tests.conftest import FOOTAGE, all_clips, clip, make_settings
 
 pytestmark = pytest.mark.slow
@@ -29,11 +29,15 @@ README_DURATION = {
 
 
 @pytest.fixture(scope="module")
-def ingested(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Iterator[tuple[Catalog, dict[str, IngestOutcome]]]:
+def ingested(
+    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path
+) -> Iterator[tuple[Catalog, dict[str, IngestOutcome]]]:
     settings = make_settings(tmp_path_factory.mktemp("all"), None, onnx_spec)
     catalog = Catalog(settings)
     ingestor = Ingestor(catalog, settings)
-    outcomes = {name: ingestor.ingest(IngestRequest(clip(name), name.split("_")[0])) for name in all_clips()}
+    outcomes = {
+        name: ingestor.ingest(IngestRequest(clip(name), name.split("_")[0])) for name in all_clips()
+    }
     yield catalog, outcomes
     catalog.dispose()
 
@@ -43,7 +47,9 @@ def test_the_readme_lists_every_clip() -> None:
 
 
 @pytest.mark.parametrize("name", all_clips())
-def test_clip_ingests_and_segments_cover_it(name: str, ingested: tuple[Catalog, dict[str, IngestOutcome]]) -> None:
+def test_clip_ingests_and_segments_cover_it(
+    name: str, ingested: tuple[Catalog, dict[str, IngestOutcome]]
+) -> None:
     catalog, outcomes = ingested
     outcome = outcomes[name]
     assert outcome.status == "done", outcome.message
@@ -51,7 +57,9 @@ def test_clip_ingests_and_segments_cover_it(name: str, ingested: tuple[Catalog, 
     assert outcome.duration_s == pytest.approx(expected, abs=0.3)
     with catalog.engine.connect() as conn:
         spans = conn.execute(
-            text("SELECT s.start_s, s.end_s FROM segments s WHERE s.video_id = :v ORDER BY s.start_s"),
+            text(
+                "SELECT s.start_s, s.end_s FROM segments s WHERE s.video_id = :v ORDER BY s.start_s"
+            ),
             {"v": outcome.video_id},
         ).all()
     assert spans[0].start_s == 0.0

@@ -14,7 +14,6 @@ from tests.conftest import clip
 from ui.cli import app
 
 
-
 def _bad_files(folder: Path) -> dict[str, Path]:
     folder.mkdir()
     files = {
@@ -49,8 +48,14 @@ def test_batch_with_bad_files(tmp_path: Path, env: dict[str, str]) -> None:
     runner = CliRunner()
     bad = _bad_files(tmp_path / "bad")
     good = clip("visionet_alley-people-backlit_640x360_h264.mp4")
-    paths = [str(bad["empty"]), str(bad["not a video"]), str(good), str(bad["unreadable half"]),
-             str(bad["truncated"]), str(bad["missing"])]
+    paths = [
+        str(bad["empty"]),
+        str(bad["not a video"]),
+        str(good),
+        str(bad["unreadable half"]),
+        str(bad["truncated"]),
+        str(bad["missing"]),
+    ]
     result = runner.invoke(app, ["ingest", *paths, "--camera", "alley"], env=env)
     assert result.exit_code == 1, result.output
     assert "5 of 6 file(s) failed" in result.output
@@ -80,7 +85,9 @@ def test_batch_with_bad_files(tmp_path: Path, env: dict[str, str]) -> None:
 def test_folder_ingest_finds_only_videos(tmp_path: Path, env: dict[str, str]) -> None:
     folder = tmp_path / "nvr" / "gate"
     (folder / "2026-11-20").mkdir(parents=True)
-    (folder / "2026-11-20" / "a.mp4").write_bytes(clip("intel_worker-zone_480x270_from-gif.mp4").read_bytes())
+    (folder / "2026-11-20" / "a.mp4").write_bytes(
+        clip("intel_worker-zone_480x270_from-gif.mp4").read_bytes()
+    )
     (folder / "b.MP4").write_bytes(clip("intel_store-aisle_480x270_from-gif.mp4").read_bytes())
     (folder / "index.txt").write_text("not a video")
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "nvr"), "--camera", "gate"], env=env)

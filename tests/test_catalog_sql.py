@@ -15,10 +15,31 @@ from search.sql import QueryError, run_readonly
 
 # The users' contract: these columns must stay (more may be added).
 VIEW_COLUMNS = {
-    "detections_v": {"camera", "video", "at", "offset_s", "label", "confidence", "x1", "y1", "x2",
-                     "y2", "track_id", "color"},
-    "segments_v": {"id", "camera", "video", "start_at", "end_at", "start_s", "end_s", "motion",
-                   "description"},
+    "detections_v": {
+        "camera",
+        "video",
+        "at",
+        "offset_s",
+        "label",
+        "confidence",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "track_id",
+        "color",
+    },
+    "segments_v": {
+        "id",
+        "camera",
+        "video",
+        "start_at",
+        "end_at",
+        "start_s",
+        "end_s",
+        "motion",
+        "description",
+    },
     "tracks_v": {"id", "camera", "video", "label", "color", "first_at", "last_at", "crop"},
 }
 

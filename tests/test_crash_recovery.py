@@ -33,9 +33,12 @@ def _counts(catalog: Catalog) -> dict[str, int]:
 def _fingerprint(catalog: Catalog) -> list[tuple]:
     with catalog.engine.connect() as conn:
         return [
-            tuple(r) for r in conn.execute(text(
-                "SELECT start_s, end_s, analysed, description FROM segments_v ORDER BY start_s"
-            ))
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "SELECT start_s, end_s, analysed, description FROM segments_v ORDER BY start_s"
+                )
+            )
         ]
 
 
@@ -52,8 +55,18 @@ def test_killed_ingest_then_rerun_leaves_one_complete_set(
     }
     catalog = Catalog(settings)
     child = subprocess.Popen(
-        [sys.executable, "-c", "from ui.cli import app; app()", "ingest", str(clip(CLIP)), "-c", "hall"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-c",
+            "from ui.cli import app; app()",
+            "ingest",
+            str(clip(CLIP)),
+            "-c",
+            "hall",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 120

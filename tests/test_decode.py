@@ -48,7 +48,10 @@ def test_avi_and_its_h264_reencode_give_the_same_frames() -> None:
 
 def test_skipping_nonreference_frames_keeps_sample_times_close() -> None:
     fast = [f.t for f in FrameSampler(clip(PETS), sample_fps=1.0, segment_seconds=10.0)]
-    full = [f.t for f in FrameSampler(clip(PETS), sample_fps=1.0, segment_seconds=10.0, skip_nonref=False)]
+    full = [
+        f.t
+        for f in FrameSampler(clip(PETS), sample_fps=1.0, segment_seconds=10.0, skip_nonref=False)
+    ]
     assert len(fast) == len(full)
     assert np.max(np.abs(np.array(fast) - np.array(full))) <= 0.2  # two frames at 10 fps
 
@@ -62,8 +65,11 @@ def test_motion_is_zero_on_repeated_frames_and_high_on_walkers() -> None:
     frames = list(FrameSampler(clip(PETS), sample_fps=1.0, segment_seconds=10.0))
     assert frames[0].motion == 0.0
     assert min(f.motion for f in frames[1:]) > 0.01  # people walk in every second of PETS09
-    hallway = list(FrameSampler(clip("frigate_hallway-ir-1_178x100_6fps_h264.mp4"), sample_fps=1.0,
-                                segment_seconds=10.0))
+    hallway = list(
+        FrameSampler(
+            clip("frigate_hallway-ir-1_178x100_6fps_h264.mp4"), sample_fps=1.0, segment_seconds=10.0
+        )
+    )
     still = [f.motion for f in hallway if f.t > 20]
     assert np.median(still) < 0.001
 

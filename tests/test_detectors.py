@@ -29,7 +29,9 @@ def test_onnx_boxes_are_in_original_pixels(onnx_spec: Path, pets_frames: list) -
     assert len(found) == 3
     truth = load_boxes(ANNOTATIONS / "PETS09-S2L1" / "PETS09-S2L1_boxes_with_time.csv")
     predicted = {
-        round(f.t * 10) + 1: [tuple(b) for b, label in zip(d.xyxy, d.label, strict=True) if label == "person"]
+        round(f.t * 10) + 1: [
+            tuple(b) for b, label in zip(d.xyxy, d.label, strict=True) if label == "person"
+        ]
         for f, d in zip(pets_frames, found, strict=True)
     }
     score = match(predicted, truth)
@@ -40,8 +42,12 @@ def test_onnx_boxes_are_in_original_pixels(onnx_spec: Path, pets_frames: list) -
 
 
 def test_onnx_nms_is_classwise(onnx_spec: Path, pets_frames: list) -> None:
-    loose = load_detector(Settings(detector=f"onnx:{onnx_spec}", detector_threshold=0.2, nms_iou=0.99))
-    strict = load_detector(Settings(detector=f"onnx:{onnx_spec}", detector_threshold=0.2, nms_iou=0.3))
+    loose = load_detector(
+        Settings(detector=f"onnx:{onnx_spec}", detector_threshold=0.2, nms_iou=0.99)
+    )
+    strict = load_detector(
+        Settings(detector=f"onnx:{onnx_spec}", detector_threshold=0.2, nms_iou=0.3)
+    )
     image = pets_frames[0].image
     assert len(strict.detect([image])[0]) <= len(loose.detect([image])[0])
 
@@ -54,7 +60,9 @@ def test_onnx_nms_is_classwise(onnx_spec: Path, pets_frames: list) -> None:
         (lambda s: s.pop("input"), "invalid ONNX detector spec"),
     ],
 )
-def test_bad_onnx_specs_say_what_is_wrong(tmp_path: Path, onnx_spec: Path, mutation, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_onnx_specs_say_what_is_wrong(
+    tmp_path: Path, onnx_spec: Path, mutation, message: str
+) -> None:  # type: ignore[no-untyped-def]
     spec = json.loads(onnx_spec.read_text())
     spec["file"] = str(onnx_spec.parent / spec["file"])
     mutation(spec)
@@ -81,7 +89,9 @@ def random_yolo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ultralytics_weights_found_in_models_dir(random_yolo: Path, pets_frames: list) -> None:
-    settings = Settings(detector="ultralytics:yolo11n-random.pt", models_dir=random_yolo, detector_threshold=1e-5)
+    settings = Settings(
+        detector="ultralytics:yolo11n-random.pt", models_dir=random_yolo, detector_threshold=1e-5
+    )
     detector = load_detector(settings)
     assert detector.name == "ultralytics:yolo11n-random.pt"
     found = detector.detect([f.image for f in pets_frames])
@@ -89,7 +99,11 @@ def test_ultralytics_weights_found_in_models_dir(random_yolo: Path, pets_frames:
     for d in found:
         assert len(d) > 0  # random weights: scores near 1e-4, all above 1e-5
         assert set(d.label) <= set(detector.names.values())  # type: ignore[attr-defined]
-        assert np.all(d.xyxy >= 0) and np.all(d.xyxy[:, [0, 2]] <= 768) and np.all(d.xyxy[:, [1, 3]] <= 576)
+        assert (
+            np.all(d.xyxy >= 0)
+            and np.all(d.xyxy[:, [0, 2]] <= 768)
+            and np.all(d.xyxy[:, [1, 3]] <= 576)
+        )
 
 
 def test_ultralytics_through_the_whole_pipeline(random_yolo: Path, tmp_path: Path) -> None:
@@ -100,13 +114,17 @@ def test_ultralytics_through_the_whole_pipeline(random_yolo: Path, tmp_path: Pat
         detector_threshold=1e-5,
     )
     catalog = Catalog(settings)
-    outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip("mot15_TUD-Campus_640x480_mpeg4.mp4"), "campus"))
+    outcome = Ingestor(catalog, settings).ingest(
+        IngestRequest(clip("mot15_TUD-Campus_640x480_mpeg4.mp4"), "campus")
+    )
     assert outcome.status == "done", outcome.message
     from sqlalchemy import text
 
     with catalog.engine.connect() as conn:
         detections = conn.execute(text("SELECT count(*) FROM detections_v")).scalar_one()
-        tracked = conn.execute(text("SELECT count(*) FROM detections_v WHERE track_id IS NOT NULL")).scalar_one()
+        tracked = conn.execute(
+            text("SELECT count(*) FROM detections_v WHERE track_id IS NOT NULL")
+        ).scalar_one()
         detector = conn.execute(text("SELECT detector FROM videos")).scalar_one()
     assert detections > 0 and tracked > 0
     assert detector == "ultralytics:yolo11n-random.pt"

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from footage.catalog import Detection, Segment, Track, Video
 from footage.db import Catalog
 from footage.settings import Settings
-from indexer.ingest import IngestOutcome, Ingestor, IngestRequest
+from indexer.ingest import Ingestor, IngestOutcome, IngestRequest
 from tests.conftest import ANNOTATIONS, PETS, clip, make_settings
 from tests.groundtruth import iou_matrix, load_boxes, load_identities, match
 
@@ -39,7 +39,9 @@ def counts(catalog: Catalog) -> dict[str, int]:
         }
 
 
-def test_person_detections_match_ground_truth(pets: tuple[Catalog, Settings, IngestOutcome]) -> None:
+def test_person_detections_match_ground_truth(
+    pets: tuple[Catalog, Settings, IngestOutcome],
+) -> None:
     catalog, _, outcome = pets
     assert outcome.status == "done", outcome.message
     predicted: dict[int, list] = defaultdict(list)
@@ -60,11 +62,16 @@ def test_person_detections_match_ground_truth(pets: tuple[Catalog, Settings, Ing
     assert score.precision >= 0.85
 
 
-def test_segments_cover_the_video_and_describe_it(pets: tuple[Catalog, Settings, IngestOutcome]) -> None:
+def test_segments_cover_the_video_and_describe_it(
+    pets: tuple[Catalog, Settings, IngestOutcome],
+) -> None:
     catalog, settings, outcome = pets
     with catalog.engine.connect() as conn:
         segments = conn.execute(
-            text("SELECT start_s, end_s, description, thumbnail, camera FROM segments_v ORDER BY start_s")
+            text(
+                "SELECT start_s, end_s, description, thumbnail, camera "
+                "FROM segments_v ORDER BY start_s"
+            )
         ).all()
     assert [s.start_s for s in segments] == [10.0 * i for i in range(8)]
     assert all(a.end_s == b.start_s for a, b in zip(segments, segments[1:], strict=False))
@@ -79,11 +86,17 @@ def test_segments_cover_the_video_and_describe_it(pets: tuple[Catalog, Settings,
 def test_tracks_follow_people_with_crops(pets: tuple[Catalog, Settings, IngestOutcome]) -> None:
     catalog, settings, _ = pets
     with catalog.engine.connect() as conn:
-        tracks = conn.execute(text("SELECT * FROM tracks_v WHERE label = 'person'")).mappings().all()
+        tracks = (
+            conn.execute(text("SELECT * FROM tracks_v WHERE label = 'person'")).mappings().all()
+        )
         linked = conn.execute(
-            text("SELECT count(*) FROM detections_v WHERE label = 'person' AND track_id IS NOT NULL")
+            text(
+                "SELECT count(*) FROM detections_v WHERE label = 'person' AND track_id IS NOT NULL"
+            )
         ).scalar_one()
-        total = conn.execute(text("SELECT count(*) FROM detections_v WHERE label = 'person'")).scalar_one()
+        total = conn.execute(
+            text("SELECT count(*) FROM detections_v WHERE label = 'person'")
+        ).scalar_one()
     long_tracks = [t for t in tracks if t["last_s"] - t["first_s"] >= 5]
     assert len(long_tracks) >= 5, "people walking for many seconds are followed across frames"
     # At 1 fps ByteTrack links about half the detections (measured 0.55); see indexer/tracking.py.
@@ -91,8 +104,19 @@ def test_tracks_follow_people_with_crops(pets: tuple[Catalog, Settings, IngestOu
     for track in tracks:
         assert track["first_at"] <= track["last_at"]
         assert (settings.media_dir / track["crop"]).is_file()
-        assert track["color"] in {"black", "white", "gray", "red", "orange", "yellow", "green",
-                                  "blue", "purple", "pink", "brown"}
+        assert track["color"] in {
+            "black",
+            "white",
+            "gray",
+            "red",
+            "orange",
+            "yellow",
+            "green",
+            "blue",
+            "purple",
+            "pink",
+            "brown",
+        }
 
 
 def test_tracks_mostly_keep_one_identity(pets: tuple[Catalog, Settings, IngestOutcome]) -> None:
@@ -101,8 +125,10 @@ def test_tracks_mostly_keep_one_identity(pets: tuple[Catalog, Settings, IngestOu
     truth = load_identities(ANNOTATIONS / "PETS09-S2L1" / "PETS09-S2L1_boxes_with_time.csv")
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            text("SELECT track_id, offset_s, x1, y1, x2, y2 FROM detections_v "
-                 "WHERE label = 'person' AND track_id IS NOT NULL")
+            text(
+                "SELECT track_id, offset_s, x1, y1, x2, y2 FROM detections_v "
+                "WHERE label = 'person' AND track_id IS NOT NULL"
+            )
         ).all()
     votes: dict[int, Counter[int]] = defaultdict(Counter)
     for track_id, offset, *box in rows:
@@ -118,7 +144,9 @@ def test_tracks_mostly_keep_one_identity(pets: tuple[Catalog, Settings, IngestOu
     assert purity >= 0.6
 
 
-def test_ingesting_again_changes_nothing(pets: tuple[Catalog, Settings, IngestOutcome], tmp_path: Path) -> None:
+def test_ingesting_again_changes_nothing(
+    pets: tuple[Catalog, Settings, IngestOutcome], tmp_path: Path
+) -> None:
     catalog, settings, first = pets
     before = counts(catalog)
     again = Ingestor(catalog, settings).ingest(IngestRequest(clip(PETS), "campus"))

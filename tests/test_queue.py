@@ -24,9 +24,13 @@ def pg_url() -> Iterator[str]:
     yield from _pg_database()
 
 
-def test_queue_ingests_good_files_and_records_bad_ones(pg_url: str, tmp_path: Path, onnx_spec: Path) -> None:
+def test_queue_ingests_good_files_and_records_bad_ones(
+    pg_url: str, tmp_path: Path, onnx_spec: Path
+) -> None:
     redis.Redis.from_url(REDIS_URL).flushdb()
-    settings = make_settings(tmp_path / "data", pg_url, onnx_spec).model_copy(update={"broker_url": REDIS_URL})
+    settings = make_settings(tmp_path / "data", pg_url, onnx_spec).model_copy(
+        update={"broker_url": REDIS_URL}
+    )
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(clip("visionet_alley-people-backlit_640x360_h264.mp4").read_bytes()[:20000])
     good = clip("intel_worker-zone_480x270_from-gif.mp4")
@@ -43,7 +47,9 @@ def test_queue_ingests_good_files_and_records_bad_ones(pg_url: str, tmp_path: Pa
     with catalog.unit_of_work() as session:
         videos = {Path(v.path).name: v for v in session.scalars(select(Video))}
     assert videos["corrupt.mp4"].status == "failed"
-    assert videos[good.name].status == "done" and videos[good.name].duration_s == pytest.approx(4.73, abs=0.1)
+    assert videos[good.name].status == "done" and videos[good.name].duration_s == pytest.approx(
+        4.73, abs=0.1
+    )
     catalog.dispose()
 
 

@@ -18,7 +18,11 @@ from tests.conftest import clip, make_settings
 
 def _dets(labels: list[str]) -> Detections:
     n = len(labels)
-    return Detections(np.tile(np.array([[0, 0, 10, 20]], np.float32), (n, 1)), np.full(n, 0.9, np.float32), tuple(labels))
+    return Detections(
+        np.tile(np.array([[0, 0, 10, 20]], np.float32), (n, 1)),
+        np.full(n, 0.9, np.float32),
+        tuple(labels),
+    )
 
 
 def test_detections_validate_their_columns() -> None:
@@ -26,7 +30,11 @@ def test_detections_validate_their_columns() -> None:
         Detections(np.zeros((2, 4), np.float32), np.zeros(3, np.float32), ("a", "b"))
     with pytest.raises(ValueError):
         _dets(["person"]).with_tracks(np.array([1, 2]))
-    dets = _dets(["person", "car", "person"]).with_tracks(np.array([4, -1, 7])).with_colors(("red", None, "blue"))
+    dets = (
+        _dets(["person", "car", "person"])
+        .with_tracks(np.array([4, -1, 7]))
+        .with_colors(("red", None, "blue"))
+    )
     people = dets.select(np.array([True, False, True]))
     assert people.label == ("person", "person")
     assert people.track_nos.tolist() == [4, 7] and people.colors == ("red", "blue")
@@ -56,8 +64,15 @@ def test_description_of_people_and_a_parked_van() -> None:
     van = TrackSighting(3, "truck", 10.0, 19.0, 10, 0.8, "white", None)
     walker = TrackSighting(9, "person", 14.0, 17.0, 4, 0.7, "red", None)
     gone = TrackSighting(5, "person", 2.0, 8.0, 6, 0.6, "black", None)
-    frames = (AnalysedFrame(14.0, _dets(["person", "person", "truck"])), AnalysedFrame(15.0, _dets(["truck"])))
-    text_ = describe_segment(_facts(frames=frames, sightings=(van, walker), new_tracks=frozenset({9}), gone_tracks=(gone,)))
+    frames = (
+        AnalysedFrame(14.0, _dets(["person", "person", "truck"])),
+        AnalysedFrame(15.0, _dets(["truck"])),
+    )
+    text_ = describe_segment(
+        _facts(
+            frames=frames, sightings=(van, walker), new_tracks=frozenset({9}), gone_tracks=(gone,)
+        )
+    )
     assert text_.startswith("Camera gate, 2026-11-20 22:00:10 to 22:00:20 (video 0:10-0:20).")
     assert "Up to 2 people, 1 truck visible at once; strong motion." in text_
     assert "Tracked: 1 truck (1 white), 1 person (1 red)." in text_
@@ -67,12 +82,16 @@ def test_description_of_people_and_a_parked_van() -> None:
 
 
 def test_description_of_nothing() -> None:
-    assert describe_segment(_facts(motion=0.0)).endswith("No objects detected; no motion. The scene is empty.")
+    assert describe_segment(_facts(motion=0.0)).endswith(
+        "No objects detected; no motion. The scene is empty."
+    )
     assert "objects were not checked" in describe_segment(_facts(motion=0.0, analysed=False))
 
 
-@pytest.mark.parametrize(("label", "n", "word"), [("person", 1, "person"), ("person", 3, "people"),
-                                                   ("bus", 2, "buses"), ("car", 2, "cars")])
+@pytest.mark.parametrize(
+    ("label", "n", "word"),
+    [("person", 1, "person"), ("person", 3, "people"), ("bus", 2, "buses"), ("car", 2, "cars")],
+)
 def test_plurals(label: str, n: int, word: str) -> None:
     assert plural(label, n) == word
 
@@ -81,9 +100,13 @@ def test_still_segments_skip_the_detector_but_are_recorded(tmp_path: Path, onnx_
     """An empty hallway: the first segment and one a minute are checked, motion ones too."""
     settings = make_settings(tmp_path, None, onnx_spec)
     catalog = Catalog(settings)
-    Ingestor(catalog, settings).ingest(IngestRequest(clip("frigate_hallway-ir-1_178x100_6fps_h264.mp4"), "hall"))
+    Ingestor(catalog, settings).ingest(
+        IngestRequest(clip("frigate_hallway-ir-1_178x100_6fps_h264.mp4"), "hall")
+    )
     with catalog.engine.connect() as conn:
-        rows = conn.execute(text("SELECT start_s, motion, analysed, description FROM segments ORDER BY start_s")).all()
+        rows = conn.execute(
+            text("SELECT start_s, motion, analysed, description FROM segments ORDER BY start_s")
+        ).all()
     assert len(rows) == 14  # 135.5 s
     assert rows[0].analysed
     checked = [r.start_s for r in rows if r.analysed]

@@ -22,7 +22,9 @@ from footage.db import Catalog, current_revision, make_engine, upgrade
 from footage.settings import Settings
 
 app = typer.Typer(
-    help="Make CCTV footage searchable.", no_args_is_help=True, add_completion=False,
+    help="Make CCTV footage searchable.",
+    no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_show_locals=False,
 )
 db_app = typer.Typer(help="The catalog database.", no_args_is_help=True)
@@ -45,11 +47,15 @@ def _parse_start(value: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(value)
     except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO date-time: {value!r} (e.g. 2026-11-20T22:00:00+01:00)") from exc
+        raise typer.BadParameter(
+            f"not an ISO date-time: {value!r} (e.g. 2026-11-20T22:00:00+01:00)"
+        ) from exc
 
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False) -> None:
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details.")] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -58,18 +64,26 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log deta
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Video files, or folders to search for them.")],
-    camera: Annotated[str, typer.Option("--camera", "-c", help="Camera name (created on first use).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Video files, or folders to search for them.")
+    ],
+    camera: Annotated[
+        str, typer.Option("--camera", "-c", help="Camera name (created on first use).")
+    ],
     start: Annotated[
         str | None,
-        typer.Option(help="Wall-clock time of the first frame, ISO 8601. Default: the container's "
-                     "creation time, else the file's modification time."),
+        typer.Option(
+            help="Wall-clock time of the first frame, ISO 8601. Default: the container's "
+            "creation time, else the file's modification time."
+        ),
     ] = None,
-    queue: Annotated[bool, typer.Option("--queue", help="Send to the Celery workers instead.")] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Send to the Celery workers instead.")
+    ] = False,
 ) -> None:
     """Index video files: segments, detections, tracks, thumbnails, descriptions."""
     from indexer.detectors import DetectorUnavailable
-    from indexer.ingest import IngestRequest, Ingestor, expand_paths
+    from indexer.ingest import Ingestor, IngestRequest, expand_paths
 
     settings = _settings()
     started = _parse_start(start)
@@ -79,7 +93,9 @@ def ingest(
         raise typer.Exit(1)
     requests = [IngestRequest(f, camera, started) for f in files]
     if start and len(files) > 1:
-        err.print("[yellow]--start applies to every file given; give one file per --start.[/yellow]")
+        err.print(
+            "[yellow]--start applies to every file given; give one file per --start.[/yellow]"
+        )
     if queue:
         from workers.app import enqueue, make_celery
 
@@ -96,8 +112,13 @@ def ingest(
         raise typer.Exit(2) from exc
     failed = 0
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:.0f} s of video"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f} s of video"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         for request in requests:
             task = bar.add_task(request.path.name[:40], total=None)
@@ -123,7 +144,9 @@ def videos(
 ) -> None:
     """What is indexed, in progress, or failed, and why."""
     catalog = Catalog(_settings())
-    segments = select(Segment.video_id, func.count().label("n")).group_by(Segment.video_id).subquery()
+    segments = (
+        select(Segment.video_id, func.count().label("n")).group_by(Segment.video_id).subquery()
+    )
     query = (
         select(Video, Camera.name, func.coalesce(segments.c.n, 0))
         .join(Camera, Camera.id == Video.camera_id)
@@ -137,13 +160,19 @@ def videos(
     catalog.dispose()
     items = [
         {
-            "id": v.id, "camera": cam, "path": v.path, "status": v.status,
+            "id": v.id,
+            "camera": cam,
+            "path": v.path,
+            "status": v.status,
             "duration_s": round(v.duration_s, 2) if v.duration_s else None,
-            "progress_s": round(v.progress_s, 1), "segments": n,
+            "progress_s": round(v.progress_s, 1),
+            "segments": n,
             "started_at": v.started_at.isoformat() if v.started_at else None,
-            "start_source": v.start_source, "codec": v.codec,
+            "start_source": v.start_source,
+            "codec": v.codec,
             "size": f"{v.width}x{v.height}" if v.width else None,
-            "error": v.error, "warning": v.warning,
+            "error": v.error,
+            "warning": v.warning,
         }
         for v, cam, n in rows
     ]
@@ -158,20 +187,30 @@ def videos(
             duration = f"{item['progress_s']:.0f} s of {duration}"
         when = f"{item['started_at'][:19]} ({item['start_source']})" if item["started_at"] else "-"
         table.add_row(
-            str(item["id"]), item["camera"], Path(item["path"]).name,
-            f"[{style}]{item['status']}[/{style}]", duration, str(item["segments"]), when,
+            str(item["id"]),
+            item["camera"],
+            Path(item["path"]).name,
+            f"[{style}]{item['status']}[/{style}]",
+            duration,
+            str(item["segments"]),
+            when,
         )
     out.print(table)
     for item in items:
         if item["error"]:
             out.print(f"[red]video {item['id']} failed:[/red] {item['path']}: {item['error']}")
         elif item["warning"]:
-            out.print(f"[yellow]video {item['id']} note:[/yellow] {item['path']}: {item['warning']}")
+            out.print(
+                f"[yellow]video {item['id']} note:[/yellow] {item['path']}: {item['warning']}"
+            )
 
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="A read-only SQL query; views: detections_v, segments_v, tracks_v.")],
+    query: Annotated[
+        str,
+        typer.Argument(help="A read-only SQL query; views: detections_v, segments_v, tracks_v."),
+    ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
 ) -> None:
@@ -186,7 +225,11 @@ def sql(
         err.print(f"[red]Query failed:[/red] {exc}")
         raise typer.Exit(1) from exc
     if fmt == "json":
-        out.print_json(json.dumps([dict(zip(result.columns, r, strict=True)) for r in result.rows], default=str))
+        out.print_json(
+            json.dumps(
+                [dict(zip(result.columns, r, strict=True)) for r in result.rows], default=str
+            )
+        )
     elif fmt == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(result.columns)
@@ -194,7 +237,9 @@ def sql(
     else:
         table = Table(*result.columns)
         for row in result.rows:
-            table.add_row(*("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+            table.add_row(
+                *("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
+            )
         out.print(table)
     if result.truncated:
         err.print(f"[yellow]only the first {limit} rows are shown (--limit)[/yellow]")
@@ -236,7 +281,11 @@ def doctor() -> None:
     ok = True
     for check in run_checks(settings):
         ok &= check.ok or not check.required
-        mark = "[green]ok[/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]off[/yellow]")
+        mark = (
+            "[green]ok[/green]"
+            if check.ok
+            else ("[red]FAIL[/red]" if check.required else "[yellow]off[/yellow]")
+        )
         table.add_row(check.name, mark, check.detail)
     out.print(table)
     if not ok:

@@ -23,7 +23,12 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     try:
         upgrade(url)
         engine = make_engine(url)
-        yield Check("catalog", True, f"{engine.url.render_as_string(hide_password=True)} at revision {current_revision(engine)}")
+        yield Check(
+            "catalog",
+            True,
+            f"{engine.url.render_as_string(hide_password=True)} "
+            f"at revision {current_revision(engine)}",
+        )
         engine.dispose()
     except Exception as exc:
         yield Check("catalog", False, f"{url}: {exc}")
@@ -38,7 +43,9 @@ def run_checks(settings: Settings) -> Iterator[Check]:
 
     import av
 
-    yield Check("video decoding", True, f"PyAV {av.__version__}, FFmpeg {av.library_versions['libavcodec']}")
+    yield Check(
+        "video decoding", True, f"PyAV {av.__version__}, FFmpeg {av.library_versions['libavcodec']}"
+    )
 
     if settings.broker_url:
         import redis
@@ -49,9 +56,16 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         except Exception as exc:
             yield Check("queue", False, f"broker {settings.broker_url}: {exc}")
     else:
-        yield Check("queue", False, "FOOTAGE_BROKER_URL unset: ingest runs in-process", required=False)
+        yield Check(
+            "queue", False, "FOOTAGE_BROKER_URL unset: ingest runs in-process", required=False
+        )
 
     import torch
 
     gpu = torch.cuda.is_available()
-    yield Check("GPU", gpu, torch.cuda.get_device_name(0) if gpu else "none: models run on the CPU", required=False)
+    yield Check(
+        "GPU",
+        gpu,
+        torch.cuda.get_device_name(0) if gpu else "none: models run on the CPU",
+        required=False,
+    )

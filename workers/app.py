@@ -48,7 +48,9 @@ def _worker_ingestor(settings: Settings) -> Ingestor:
     return Ingestor(Catalog(settings), settings)
 
 
-def _ingest_video_task(task: Any, path: str, camera: str, start: str | None = None) -> dict[str, Any]:
+def _ingest_video_task(
+    task: Any, path: str, camera: str, start: str | None = None
+) -> dict[str, Any]:
     settings: Settings = task.app.conf.footage_settings
     request = IngestRequest(Path(path), camera, datetime.fromisoformat(start) if start else None)
 
@@ -74,7 +76,10 @@ def worker_app(settings: Settings) -> Celery:
 def enqueue(app: Celery, request: IngestRequest) -> str:
     result = app.send_task(
         "footage.ingest_video",
-        args=[str(request.path.expanduser().absolute()), request.camera,
-              request.start.isoformat() if request.start else None],
+        args=[
+            str(request.path.expanduser().absolute()),
+            request.camera,
+            request.start.isoformat() if request.start else None,
+        ],
     )
     return str(result.id)

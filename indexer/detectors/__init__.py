@@ -21,11 +21,15 @@ def _build(
         path = Path(target).expanduser()
         if not path.is_file() and models_dir is not None and (models_dir / path.name).is_file():
             path = models_dir / path.name
-        return OnnxDetector(OnnxSpec.load(path), threshold=threshold, nms_iou=nms_iou, threads=threads)
+        return OnnxDetector(
+            OnnxSpec.load(path), threshold=threshold, nms_iou=nms_iou, threads=threads
+        )
     if backend == "ultralytics":
         from indexer.detectors.ultralytics_yolo import UltralyticsDetector
 
-        return UltralyticsDetector(target, models_dir=models_dir, threshold=threshold, nms_iou=nms_iou)
+        return UltralyticsDetector(
+            target, models_dir=models_dir, threshold=threshold, nms_iou=nms_iou
+        )
     raise DetectorUnavailable(f"unknown detector backend '{backend}' (use onnx: or ultralytics:)")
 
 

@@ -110,12 +110,13 @@ class OnnxDetector:
         resized = cv2.resize(image, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
         if spec.color == "BGR":
             resized = resized[:, :, ::-1]
-        x = resized.astype(np.float32)
+        x: np.ndarray = resized.astype(np.float32)
         lo, hi = spec.value_range
         if (lo, hi) != (0, 255):
             x = x * ((hi - lo) / 255.0) + lo
         if spec.mean is not None and spec.std is not None:
             x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+        x = x.astype(np.float32, copy=False)
         return x.transpose(2, 0, 1) if spec.layout == "NCHW" else x
 
     def _postprocess(self, rows: np.ndarray, width: int, height: int) -> Detections:
@@ -125,9 +126,7 @@ class OnnxDetector:
         if self.spec.box_units == "normalized":
             xyxy *= np.array([width, height, width, height], np.float32)
         else:
-            xyxy *= np.array(
-                [width / self.spec.width, height / self.spec.height] * 2, np.float32
-            )
+            xyxy *= np.array([width / self.spec.width, height / self.spec.height] * 2, np.float32)
         scores = rows[:, c["score"]].astype(np.float32)
         classes = rows[:, c["class_index"]].astype(np.int64)
         valid = (classes >= 0) & (classes < len(self.spec.classes))
@@ -141,9 +140,11 @@ class OnnxDetector:
     def detect(self, images: Sequence[Image]) -> list[Detections]:
         if not images:
             return []
-        batches = [np.stack([self._prepare(i) for i in images])] if self.batchable else [
-            self._prepare(i)[None] for i in images
-        ]
+        batches = (
+            [np.stack([self._prepare(i) for i in images])]
+            if self.batchable
+            else [self._prepare(i)[None] for i in images]
+        )
         outputs = [self.session.run(None, {self.input_name: b})[0] for b in batches]
         rows = np.concatenate([o.reshape(o.shape[0], -1, o.shape[-1]) for o in outputs])
         return [

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from ultralytics.engine.results import Results
 
 from indexer.detectors.base import DetectorUnavailable, clip_boxes
 from indexer.values import Detections, Image
@@ -53,9 +54,12 @@ class UltralyticsDetector:
         if not images:
             return []
         bgr = [np.ascontiguousarray(i[:, :, ::-1]) for i in images]
-        results = self.model.predict(bgr, conf=self.threshold, iou=self.nms_iou, verbose=False)
+        results: list[Results] = self.model.predict(  # type: ignore[assignment]
+            bgr, conf=self.threshold, iou=self.nms_iou, verbose=False
+        )
         out = []
         for image, result in zip(images, results, strict=True):
+            assert result.boxes is not None  # detection models always return boxes
             boxes = result.boxes.cpu().numpy()
             xyxy = clip_boxes(boxes.xyxy.astype(np.float32), image.shape[1], image.shape[0])
             labels = tuple(self.names[int(c)] for c in boxes.cls)

@@ -1,0 +1,20 @@
+# One image for the worker, the command line and (later) the console.
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+# CPU wheels of the pinned torch keep the image small; on a GPU host use the default index.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install --no-cache-dir --index-url ${TORCH_INDEX} torch==2.14.1 torchvision==0.29.1
+COPY pyproject.toml README.md ./
+COPY footage footage
+COPY indexer indexer
+COPY search search
+COPY workers workers
+COPY ui ui
+COPY migrations migrations
+RUN pip install --no-cache-dir .
+ENV FOOTAGE_DATA_DIR=/data YOLO_CONFIG_DIR=/data/ultralytics
+VOLUME ["/data"]
+ENTRYPOINT ["footage"]
+CMD ["--help"]
