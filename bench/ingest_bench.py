@@ -83,6 +83,7 @@ QUICK_CLIPS = (CLIPS[0], CLIPS[4], CLIPS[5])
 @dataclass(frozen=True)
 class FootageRun:
     wall_s: float
+    cpu_s: float  # this process, all threads
     status: str
     message: str
     video_s: float
@@ -94,6 +95,7 @@ class FootageRun:
 @dataclass(frozen=True)
 class BaselineRun:
     wall_s: float
+    cpu_s: float
     fps: float
     decoded_frames: int
     analysed_frames: int
@@ -137,6 +139,22 @@ def ratio(footage_wall_s: float, baseline_wall_s: float) -> float:
 
 
 # --- measuring ---------------------------------------------------------------------------
+
+
+class Stopwatch:
+    """Wall and CPU seconds (this process, all threads) spent inside the `with` block."""
+
+    def __init__(self) -> None:
+        self.wall_s = self.cpu_s = 0.0
+        self._wall = self._cpu = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.wall_s = time.perf_counter() - self._wall
+        self.cpu_s = time.process_time() - self._cpu
 
 
 def machine_busy_s() -> float | None:
@@ -233,14 +251,14 @@ def run_footage(path: Path) -> FootageRun:
         try:
             ingestor = Ingestor(catalog, settings)
             ingestor.detector  # noqa: B018 - loaded (from the process cache) before timing
-            start = time.perf_counter()
-            outcome = ingestor.ingest(IngestRequest(path, "bench"))
-            wall_s = time.perf_counter() - start
+            with Stopwatch() as watch:
+                outcome = ingestor.ingest(IngestRequest(path, "bench"))
             sampled, analysed = segment_frames(catalog)
         finally:
             catalog.dispose()
     return FootageRun(
-        wall_s=wall_s,
+        wall_s=watch.wall_s,
+        cpu_s=watch.cpu_s,
         status=outcome.status,
         message=outcome.message,
         video_s=outcome.duration_s,
@@ -252,24 +270,29 @@ def run_footage(path: Path) -> FootageRun:
 
 def run_baseline(path: Path, detector: Detector) -> BaselineRun:
     """Decode every frame with OpenCV; detect on every round(fps)-th frame."""
-    start = time.perf_counter()
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    step = max(1, round(fps))
-    decoded = analysed = 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if decoded % step == 0:
-                detector.detect([to_rgb(frame)])
-                analysed += 1
-            decoded += 1
-    finally:
-        capture.release()
-    wall_s = time.perf_counter() - start
-    return BaselineRun(wall_s=wall_s, fps=fps, decoded_frames=decoded, analysed_frames=analysed)
+    with Stopwatch() as watch:
+        capture = cv2.VideoCapture(str(path))
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        step = max(1, round(fps))
+        decoded = analysed = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                if decoded % step == 0:
+                    detector.detect([to_rgb(frame)])
+                    analysed += 1
+                decoded += 1
+        finally:
+            capture.release()
+    return BaselineRun(
+        wall_s=watch.wall_s,
+        cpu_s=watch.cpu_s,
+        fps=fps,
+        decoded_frames=decoded,
+        analysed_frames=analysed,
+    )
 
 
 def measure(clip: Clip, path: Path, detector: Detector, repeats: int) -> ClipResult:

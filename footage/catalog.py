@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -109,6 +110,7 @@ class Segment(Base):
     motion: Mapped[float] = mapped_column(Float)
     analysed: Mapped[bool] = mapped_column(Boolean)
     thumbnail: Mapped[str | None] = mapped_column(Text)
+    keyframe_s: Mapped[float | None] = mapped_column(Float)  # the thumbnail's second
     description: Mapped[str] = mapped_column(Text)
 
 
@@ -129,6 +131,7 @@ class Track(Base):
     best_confidence: Mapped[float] = mapped_column(Float)
     color: Mapped[str | None] = mapped_column(String(16))
     crop: Mapped[str | None] = mapped_column(Text)
+    best_s: Mapped[float | None] = mapped_column(Float)
 
 
 class Detection(Base):
@@ -155,3 +158,34 @@ class Detection(Base):
     x2: Mapped[float] = mapped_column(Float)
     y2: Mapped[float] = mapped_column(Float)
     color: Mapped[str | None] = mapped_column(String(16))
+
+
+class VectorKind:
+    SEGMENT_IMAGE = "segment_image"  # CLIP of the segment's keyframe
+    SEGMENT_TEXT = "segment_text"  # text model of the segment's description
+    OBJECT_IMAGE = "object_image"  # CLIP of a track's best crop
+    OBJECT_TEXT = "object_text"  # text model of a track's one-line description
+
+    IMAGE = (SEGMENT_IMAGE, OBJECT_IMAGE)
+    TEXT = (SEGMENT_TEXT, OBJECT_TEXT)
+
+
+class Embedding(Base):
+    """A vector of one view of a segment or object; its id is its id in the FAISS index."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (
+        Index("ix_embeddings_kind_model_id", "kind", "model", "id"),
+        Index("ix_embeddings_segment", "segment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(200))
+    segment_id: Mapped[int] = mapped_column(BigId, ForeignKey("segments.id", ondelete="CASCADE"))
+    track_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("tracks.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    at_s: Mapped[float] = mapped_column(Float)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

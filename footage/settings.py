@@ -44,6 +44,27 @@ class Settings(BaseSettings):
         True, description="Do not decode non-reference frames when the container allows."
     )
     thumbnail_width: int = Field(320, ge=32, le=1920)
+    embed_images: bool = Field(True, description="CLIP vectors of keyframes and object crops.")
+    embed_text: bool = Field(True, description="Text vectors of descriptions.")
+    clip_model: str = Field("ViT-B-32", description="open_clip architecture name.")
+    clip_pretrained: str = Field(
+        "laion2b_s34b_b79k",
+        description="open_clip pretrained tag, a local checkpoint file, or 'none' (random "
+        "weights: for tests only, similarity is meaningless).",
+    )
+    text_model: str = Field(
+        "all-MiniLM-L6-v2", description="sentence-transformers model name or local folder."
+    )
+    crops_per_segment: int = Field(8, ge=0, description="Object crops embedded per segment.")
+    exact_index_max: int = Field(
+        50_000, ge=0, description="Up to this many vectors the index is exact (flat)."
+    )
+    ivf_nlist: int = Field(0, ge=0, description="IVF lists; 0: about 4 * sqrt(vectors).")
+    ivf_nprobe: int = Field(32, ge=1, description="IVF lists searched per query.")
+    selective_max: int = Field(
+        20_000, ge=1, description="Filters matching at most this many vectors are scored exactly."
+    )
+    image_weight: float = Field(0.5, ge=0.0, le=1.0, description="Image view's share in fusion.")
     onnx_threads: int = Field(0, ge=0, description="0: onnxruntime decides.")
 
     @field_validator("detector")

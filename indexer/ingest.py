@@ -28,6 +28,7 @@ from indexer.errors import VideoUnreadable
 from indexer.pipeline import AnalysisPolicy, VideoAnalysis
 from indexer.store import SegmentWriter, forget_contents
 from indexer.values import VideoInfo
+from indexer.vectors import VectorWriter
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +130,24 @@ def _camera(session: Session, name: str) -> Camera:
 class Ingestor:
     """Ingests files one at a time into one catalog; the detector loads on first need."""
 
-    def __init__(self, catalog: Catalog, settings: Settings, detector: Detector | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        detector: Detector | None = None,
+        vectors: VectorWriter | None = None,
+    ):
         self.catalog = catalog
         self.settings = settings
         self._detector = detector
+        self._vectors = vectors
+        self.notices: list[str] = []  # what is switched off, said once per process
+
+    @property
+    def vectors(self) -> VectorWriter:
+        if self._vectors is None:
+            self._vectors = make_vector_writer(self.settings, self.notices)
+        return self._vectors
 
     @property
     def detector(self) -> Detector:
@@ -239,9 +254,11 @@ class Ingestor:
         writer = SegmentWriter(video, started_at, settings.media_dir)
         total = info.declared_duration_s or 0.0
         segments = 0
+        vectors = self.vectors
         for result in analysis:
             with self.catalog.unit_of_work() as session:
-                writer.write(session, result)
+                segment = writer.write(session, result)
+                vectors.segments(session, [segment], [result.thumbnail])
                 video = session.get_one(Video, video_id)
                 video.progress_s = result.end_s
                 video.updated_at = _now()
@@ -250,6 +267,7 @@ class Ingestor:
                 progress(result.end_s, max(total, result.end_s))
         truncated = truncation(info, sampler.duration_s)
         with self.catalog.unit_of_work() as session:
+            vectors.tracks(session, video_id)
             video = session.get_one(Video, video_id)
             video.status = VideoStatus.FAILED if truncated else VideoStatus.DONE
             video.error = truncated
@@ -292,6 +310,24 @@ class Ingestor:
             video.status, video.error, video.updated_at = VideoStatus.FAILED, reason, _now()
             session.flush()
             return IngestOutcome(path, VideoStatus.FAILED, reason, video.id)
+
+
+def make_vector_writer(settings: Settings, notices: list[str]) -> VectorWriter:
+    """Embedders that can be loaded here; each one that cannot is named in `notices`."""
+    from footage.embedding import EmbedderUnavailable, load_clip, load_text
+
+    clip = text = None
+    if settings.embed_images:
+        try:
+            clip = load_clip(settings)
+        except EmbedderUnavailable as exc:
+            notices.append(f"image similarity is off: {exc}")
+    if settings.embed_text:
+        try:
+            text = load_text(settings)
+        except EmbedderUnavailable as exc:
+            notices.append(f"description similarity is off: {exc}")
+    return VectorWriter(clip, text, settings.media_dir)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

@@ -87,7 +87,8 @@ class _TrackBook:
                 span.last, span.count = frame.t, span.count + 1
                 conf = float(dets.confidence[i])
                 if conf > span.best:
-                    span.best, span.crop = conf, crop(frame.image, dets.xyxy[i])
+                    span.best, span.best_s = conf, frame.t
+                    span.crop = crop(frame.image, dets.xyxy[i])
         sightings = []
         for no, span in sorted(spans.items()):
             improved = span.best > self.best.get(no, -1.0)
@@ -101,6 +102,7 @@ class _TrackBook:
                     last_s=span.last,
                     count=span.count,
                     best_confidence=span.best,
+                    best_s=span.best_s,
                     color=votes.most_common(1)[0][0] if votes else None,
                     best_crop=span.crop if improved else None,
                 )
@@ -115,6 +117,7 @@ class _Span:
     last: float = 0.0
     count: int = 0
     best: float = -1.0
+    best_s: float = 0.0
     crop: Image | None = None
 
 
@@ -212,5 +215,6 @@ class VideoAnalysis:
             analysed_frames=facts.frames,
             sightings=sightings,
             thumbnail=thumbnail(shown.image, self.policy.thumbnail_width),
+            thumbnail_s=shown.t,
             description=describe_segment(facts),
         )

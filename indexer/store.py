@@ -13,7 +13,7 @@ import cv2
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
-from footage.catalog import Detection, Segment, Track, Video
+from footage.catalog import Detection, Embedding, Segment, Track, Video
 from indexer.values import Image, SegmentResult
 
 
@@ -31,7 +31,7 @@ def save_jpeg(media_dir: Path, relative: str, image: Image) -> str:
 
 def forget_contents(session: Session, video_id: int) -> None:
     """Remove what an earlier, unfinished run wrote for this video."""
-    for model in (Detection, Track, Segment):
+    for model in (Embedding, Detection, Track, Segment):
         session.execute(delete(model).where(model.video_id == video_id))
 
 
@@ -66,6 +66,7 @@ class SegmentWriter:
             motion=result.motion,
             analysed=result.analysed,
             thumbnail=thumb,
+            keyframe_s=result.thumbnail_s,
             description=result.description,
         )
         session.add(segment)
@@ -90,6 +91,7 @@ class SegmentWriter:
                     best_confidence=sighting.best_confidence,
                     color=sighting.color,
                     crop=crop_path,
+                    best_s=sighting.best_s,
                 )
                 session.add(track)
                 session.flush()
@@ -102,7 +104,7 @@ class SegmentWriter:
                 track.best_confidence = max(track.best_confidence, sighting.best_confidence)
                 track.color = sighting.color
                 if crop_path:
-                    track.crop = crop_path
+                    track.crop, track.best_s = crop_path, sighting.best_s
         session.flush()
         rows = [
             {

@@ -101,8 +101,9 @@ class TrackSighting:
     last_s: float
     count: int
     best_confidence: float
+    best_s: float
     color: str | None
-    best_crop: Image | None
+    best_crop: Image | None  # set when this segment holds the track's best view so far
 
 
 @dataclass(frozen=True)
@@ -116,4 +117,5 @@ class SegmentResult:
     analysed_frames: tuple[AnalysedFrame, ...]
     sightings: tuple[TrackSighting, ...]
     thumbnail: Image | None
+    thumbnail_s: float
     description: str

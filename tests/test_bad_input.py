@@ -40,6 +40,7 @@ def env(settings: Settings) -> dict[str, str]:
         "FOOTAGE_DATA_DIR": str(settings.data_dir),
         "FOOTAGE_DATABASE_URL": settings.resolved_database_url,
         "FOOTAGE_DETECTOR": settings.detector,
+        "FOOTAGE_EMBED_IMAGES": str(settings.embed_images),
     }
     return {**{k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")}, **values}
 

@@ -52,6 +52,7 @@ def test_killed_ingest_then_rerun_leaves_one_complete_set(
         "FOOTAGE_DATABASE_URL": settings.resolved_database_url,
         "FOOTAGE_DETECTOR": settings.detector,
         "FOOTAGE_SEGMENT_SECONDS": "5",
+        "FOOTAGE_EMBED_IMAGES": "false",
     }
     catalog = Catalog(settings)
     child = subprocess.Popen(

