@@ -93,6 +93,9 @@ class TextEmbedder:
 
     def __init__(self, model_name: str, models_dir: Path | None) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         location = _local_text_model(model_name, models_dir)
         try:

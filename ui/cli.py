@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The catalog database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
 out = Console()
 err = Console(stderr=True)
 
@@ -246,6 +248,146 @@ def sql(
         out.print(table)
     if result.truncated:
         err.print(f"[yellow]only the first {limit} rows are shown (--limit)[/yellow]")
+
+
+def _parse_when(value: str | None) -> datetime | None:
+    """ISO date-time; without a zone it is this machine's local time."""
+    parsed = _parse_start(value)
+    return parsed.astimezone() if parsed is not None and parsed.tzinfo is None else parsed
+
+
+@app.command()
+def search(
+    query: Annotated[str | None, typer.Argument(help="What to look for, in words.")] = None,
+    image: Annotated[Path | None, typer.Option(help="Search by an example image.")] = None,
+    like: Annotated[int | None, typer.Option(help="More like this segment id.")] = None,
+    camera: Annotated[
+        list[str] | None, typer.Option("--camera", "-c", help="Only these cameras.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="Segments where this object was seen.")
+    ] = None,
+    color: Annotated[str | None, typer.Option(help="...of this colour.")] = None,
+    min_count: Annotated[int, typer.Option(help="At least this many of --label at once.")] = 1,
+    limit: Annotated[int, typer.Option(help="How many moments.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find moments by text, by example image, or like another moment."""
+    from footage.embedding import EmbedderUnavailable
+    from search.planner import Searcher
+    from search.query import Filters, SearchRequest
+
+    settings = _settings()
+    try:
+        request = SearchRequest(
+            text=query,
+            image=image,
+            like_segment=like,
+            limit=limit,
+            filters=Filters(
+                cameras=tuple(camera or ()),
+                since=_parse_when(since),
+                until=_parse_when(until),
+                labels=tuple(label or ()),
+                color=color,
+                min_count=min_count,
+            ),
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    catalog = Catalog(settings)
+    try:
+        response = Searcher(catalog, settings).search(request)
+    except (EmbedderUnavailable, LookupError, ValueError) as exc:
+        err.print(f"[red]Cannot search:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        catalog.dispose()
+    for notice in response.notices:
+        err.print(f"[yellow]Note:[/yellow] {notice}")
+    if as_json:
+        out.print_json(json.dumps([r.as_dict() for r in response.results]))
+        return
+    if not response.results:
+        out.print("No matching moments.")
+        return
+    table = Table("#", "score", "camera", "when", "video @ second", "why", "thumbnail")
+    for i, r in enumerate(response.results, 1):
+        table.add_row(
+            str(i),
+            f"{r.score:.2f}",
+            r.camera,
+            f"{r.at:%Y-%m-%d %H:%M:%S}",
+            f"{Path(r.video).name} @ {r.at_s:.1f} s ({r.start_s:.0f}-{r.end_s:.0f} s)",
+            f"[{r.view}] {r.why}",
+            r.crop or r.thumbnail or "",
+        )
+    out.print(table)
+
+
+@index_app.command("rebuild")
+def index_rebuild() -> None:
+    """Rebuild every vector index from the catalog (nothing is lost: the catalog is the truth)."""
+    from search.index_store import IndexStore
+
+    settings = _settings()
+    catalog = Catalog(settings)
+    store = IndexStore(catalog, settings)
+    keys = store.keys()
+    if not keys:
+        out.print("No vectors in the catalog yet (`footage index embed`).")
+    for key in keys:
+        index = store.rebuild(key)
+        kind = "exact" if index.exact else "IVF"
+        out.print(f"{key.kind:14} {key.model:45} {len(index):>9} vectors  {kind}")
+    catalog.dispose()
+
+
+@index_app.command("status")
+def index_status() -> None:
+    """Vectors in the catalog per kind and model, and the state of their indexes."""
+    from search.index_store import IndexStore
+
+    settings = _settings()
+    catalog = Catalog(settings)
+    store = IndexStore(catalog, settings)
+    table = Table("kind", "model", "vectors", "index")
+    for key in store.keys():
+        index = store.get(key)
+        table.add_row(key.kind, key.model, str(len(index)), "exact" if index.exact else "IVF")
+    out.print(table)
+    catalog.dispose()
+
+
+@index_app.command("embed")
+def index_embed() -> None:
+    """Compute the vectors that are missing (footage ingested before a model was available)."""
+    from indexer.backfill import backfill
+    from indexer.ingest import make_vector_writer
+
+    settings = _settings()
+    notices: list[str] = []
+    writer = make_vector_writer(settings, notices)
+    for notice in notices:
+        err.print(f"[yellow]Note:[/yellow] {notice}")
+    if writer.clip is None and writer.text is None:
+        raise typer.Exit(2)
+    catalog = Catalog(settings)
+    with Progress(
+        TextColumn("segments"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("embed", total=None)
+        written = backfill(
+            catalog, writer, lambda done, total: bar.update(task, completed=done, total=total)
+        )
+    out.print(f"{written} vectors written")
+    catalog.dispose()
 
 
 @db_app.command("upgrade")

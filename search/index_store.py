@@ -1,0 +1,154 @@
+"""Vector indexes kept in sync with the catalog, one per (kind, model).
+
+The catalog is the truth; an index is derived from it: built from the embeddings table,
+caught up by id watermark, saved as a snapshot (index file + watermark) under the data
+dir. A missing, corrupt or stale snapshot (vectors deleted by a re-ingest) is rebuilt.
+Writes to a snapshot happen under a file lock, so no two processes write one file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+
+from footage.catalog import Embedding
+from footage.db import Catalog
+from footage.settings import Settings
+from search.vector_index import IndexParams, VectorIndex
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 50_000
+
+
+@dataclass(frozen=True, order=True)
+class IndexKey:
+    kind: str
+    model: str
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.kind}__{self.model}")
+
+
+def index_params(settings: Settings) -> IndexParams:
+    return IndexParams(settings.exact_index_max, settings.ivf_nlist, settings.ivf_nprobe)
+
+
+class IndexStore:
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog = catalog
+        self.folder = settings.data_dir / "index"
+        self.params = index_params(settings)
+        self._open: dict[IndexKey, tuple[VectorIndex, int]] = {}
+
+    def path(self, key: IndexKey) -> Path:
+        return self.folder / f"{key.slug}.faiss"
+
+    @contextmanager
+    def _lock(self, key: IndexKey) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / f"{key.slug}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _rows(self, key: IndexKey, after: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        last = after
+        while True:
+            with self.catalog.engine.connect() as conn:
+                rows = conn.execute(
+                    select(Embedding.id, Embedding.vector)
+                    .where(
+                        Embedding.kind == key.kind,
+                        Embedding.model == key.model,
+                        Embedding.id > last,
+                    )
+                    .order_by(Embedding.id)
+                    .limit(_CHUNK)
+                ).all()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+            vectors = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
+            last = int(ids[-1])
+            yield ids, vectors
+
+    def _count(self, key: IndexKey, up_to: int) -> int:
+        with self.catalog.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(
+                        Embedding.kind == key.kind,
+                        Embedding.model == key.model,
+                        Embedding.id <= up_to,
+                    )
+                ).scalar_one()
+            )
+
+    def rebuild(self, key: IndexKey) -> VectorIndex:
+        with self._lock(key):
+            return self._rebuild(key)
+
+    def _rebuild(self, key: IndexKey) -> VectorIndex:
+        chunks = list(self._rows(key, after=0))
+        if not chunks:
+            self.path(key).unlink(missing_ok=True)
+            raise LookupError(f"no {key.kind} vectors of {key.model} in the catalog")
+        ids = np.concatenate([c[0] for c in chunks])
+        vectors = np.concatenate([c[1] for c in chunks])
+        index = VectorIndex.build(ids, vectors, self.params)
+        watermark = int(ids.max())
+        index.save(self.path(key), {"watermark": watermark, "count": len(index)})
+        self._open[key] = (index, watermark)
+        log.info("built %s index of %d vectors", key.slug, len(index))
+        return index
+
+    def get(self, key: IndexKey) -> VectorIndex:
+        """The index for `key`, caught up with the catalog (raises LookupError when empty)."""
+        with self._lock(key):
+            index, watermark = self._load(key)
+            if index is None:
+                return self._rebuild(key)
+            added = 0
+            for ids, vectors in self._rows(key, after=watermark):
+                index.add(ids, vectors)
+                watermark, added = int(ids[-1]), added + len(ids)
+            if index.exact and len(index) > self.params.exact_max:
+                return self._rebuild(key)  # grown past exact search: switch to IVF
+            if added:
+                index.save(self.path(key), {"watermark": watermark, "count": len(index)})
+            self._open[key] = (index, watermark)
+            return index
+
+    def _load(self, key: IndexKey) -> tuple[VectorIndex | None, int]:
+        if key in self._open:
+            index, watermark = self._open[key]
+        else:
+            try:
+                index, meta = VectorIndex.load(self.path(key), self.params)
+                watermark = int(meta["watermark"])  # type: ignore[call-overload]
+            except ValueError as exc:
+                if self.path(key).exists():
+                    log.warning("rebuilding %s: %s", key.slug, exc)
+                return None, 0
+        # Vectors deleted by a re-ingest leave ids in the index that the catalog lacks.
+        if self._count(key, watermark) != len(index):
+            log.info("index %s is stale (vectors were removed); rebuilding", key.slug)
+            return None, 0
+        return index, watermark
+
+    def keys(self) -> list[IndexKey]:
+        with self.catalog.engine.connect() as conn:
+            rows = conn.execute(select(Embedding.kind, Embedding.model).distinct()).all()
+        return sorted(IndexKey(k, m) for k, m in rows)

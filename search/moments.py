@@ -1,0 +1,204 @@
+"""From ranked segments to results people read: moments with the second to jump to."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from footage.catalog import Camera, Detection, Segment, Track, Video
+from footage.db import Catalog
+from footage.settings import Settings
+from indexer.detectors.classes import COCO80
+from search.query import SearchRequest, SearchResult
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str
+    segment_id: int
+    track_id: int | None
+    at_s: float
+    score: float
+
+
+_SYNONYMS = {
+    "man": "person",
+    "men": "person",
+    "woman": "person",
+    "women": "person",
+    "people": "person",
+    "persons": "person",
+    "pedestrian": "person",
+    "pedestrians": "person",
+    "someone": "person",
+    "guy": "person",
+    "lady": "person",
+    "child": "person",
+    "kid": "person",
+    "worker": "person",
+    "cars": "car",
+    "vehicle": "car",
+    "vehicles": "car",
+    "van": "truck",
+    "lorry": "truck",
+    "trucks": "truck",
+    "buses": "bus",
+    "bike": "bicycle",
+    "cyclist": "bicycle",
+    "motorbike": "motorcycle",
+    "scooter": "motorcycle",
+    "dogs": "dog",
+    "cats": "cat",
+}
+_EMPTY_WORDS = {"empty", "nobody", "nothing", "deserted", "vacant", "idle"}
+
+
+def query_labels(text: str | None) -> tuple[set[str], bool]:
+    """Detector labels a query names, and whether it asks for an empty scene."""
+    if not text:
+        return set(), False
+    words = re.findall(r"[a-z]+", text.lower())
+    labels = {_SYNONYMS.get(w, w) for w in words} & set(COCO80)
+    return labels, bool(_EMPTY_WORDS & set(words))
+
+
+def _emptiest_second(catalog: Catalog, segment: Segment, period: float) -> float:
+    """The first analysed second of the segment with the fewest objects in view."""
+    with catalog.engine.connect() as conn:
+        busy = dict(
+            conn.execute(
+                select(Detection.offset_s, func.count())
+                .where(Detection.segment_id == segment.id)
+                .group_by(Detection.offset_s)
+            ).all()
+        )
+    grid = [
+        segment.start_s + i * period
+        for i in range(int((segment.end_s - segment.start_s) / period) + 1)
+    ]
+    grid = [t for t in grid if t < segment.end_s] or [segment.start_s]
+
+    def seen_at(t: float) -> int:
+        near = [n for offset, n in busy.items() if abs(offset - t) < period / 2]
+        return max(near, default=0)
+
+    return min(grid, key=lambda t: (seen_at(t), t))
+
+
+def _best_second(
+    catalog: Catalog, segment: Segment, labels: set[str], empty: bool, hit: Hit, period: float
+) -> float:
+    """The second of the segment where the query's objects (or their absence) are clearest."""
+    if hit.track_id is not None:
+        return hit.at_s
+    if empty and not labels:
+        return _emptiest_second(catalog, segment, period)
+    if not labels:
+        return hit.at_s
+    with catalog.engine.connect() as conn:
+        row = conn.execute(
+            select(Detection.offset_s, func.count().label("n"))
+            .where(Detection.segment_id == segment.id, Detection.label.in_(labels))
+            .group_by(Detection.offset_s)
+            .order_by(func.count().desc(), Detection.offset_s)
+            .limit(1)
+        ).first()
+    return float(row.offset_s) if row is not None else hit.at_s
+
+
+def build_results(
+    catalog: Catalog,
+    settings: Settings,
+    ranked: list[tuple[float, Hit]],
+    request: SearchRequest,
+    *,
+    limit: int,
+) -> list[SearchResult]:
+    if not ranked:
+        return []
+    ids = [hit.segment_id for _, hit in ranked]
+    with catalog.unit_of_work() as session:
+        rows = session.execute(
+            select(Segment, Video.path, Video.started_at, Camera.name)
+            .join(Video, Video.id == Segment.video_id)
+            .join(Camera, Camera.id == Segment.camera_id)
+            .where(Segment.id.in_(ids))
+        ).all()
+        tracks = {
+            t.id: t
+            for t in session.scalars(
+                select(Track).where(Track.id.in_([h.track_id for _, h in ranked if h.track_id]))
+            )
+        }
+    info = {r.Segment.id: r for r in rows}
+    labels, empty = query_labels(request.text)
+    period = 1.0 / settings.sample_fps
+    used: set[int] = set()
+    results: list[SearchResult] = []
+    for score, hit in ranked:
+        if hit.segment_id in used or hit.segment_id not in info:
+            continue
+        row = info[hit.segment_id]
+        segment = row.Segment
+        # A moment: this segment and its matched neighbours in the same video.
+        members = [segment]
+        for other_score, other in ranked:
+            o = info.get(other.segment_id)
+            if o is None or other.segment_id in used or o.Segment.video_id != segment.video_id:
+                continue
+            if other_score < _MERGE_SHARE * score:
+                continue
+            if o.Segment.end_s == members[0].start_s:
+                members.insert(0, o.Segment)
+            elif o.Segment.start_s == members[-1].end_s:
+                members.append(o.Segment)
+        used.update(m.id for m in members)
+        at_s = _best_second(catalog, segment, labels, empty, hit, period)
+        track = tracks.get(hit.track_id) if hit.track_id else None
+        started = row.started_at
+        why = segment.description
+        if track is not None:
+            from indexer.vectors import track_sentence
+
+            why = track_sentence(track, row.name)
+        results.append(
+            SearchResult(
+                camera=row.name,
+                video=row.path,
+                video_id=segment.video_id,
+                segment_id=segment.id,
+                start_at=members[0].start_at,
+                end_at=members[-1].end_at,
+                start_s=members[0].start_s,
+                end_s=members[-1].end_s,
+                at_s=at_s,
+                at=started + timedelta(seconds=at_s),
+                score=score,
+                view=_VIEW_NAMES.get(hit.kind, hit.kind),
+                why=why,
+                thumbnail=_absolute(settings, segment.thumbnail),
+                crop=_absolute(settings, track.crop) if track is not None else None,
+                segments=tuple(m.id for m in members),
+            )
+        )
+        if len(results) >= limit:
+            break
+    return results
+
+
+# A neighbouring segment joins a moment when it matches nearly as well as the best one.
+_MERGE_SHARE = 0.85
+
+_VIEW_NAMES = {
+    "segment_text": "description",
+    "object_text": "object",
+    "segment_image": "keyframe",
+    "object_image": "object image",
+}
+
+
+def _absolute(settings: Settings, relative: str | None) -> str | None:
+    return str((settings.media_dir / relative).resolve()) if relative else None

@@ -1,0 +1,210 @@
+"""The search use case: query vectors per view, filters before ranking, fusion, moments.
+
+Views: the description view (text model over segment descriptions and object lines) and
+the image view (CLIP over keyframes and object crops). Each view's scores are normalised
+over its candidates, then fused with `image_weight`. Filters become SQL: when few vectors
+pass, those are scored exactly; when many pass, the ANN index is searched deeper and
+deeper until enough hits pass (checked in SQL), so rare filters never lose results.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+
+from footage.catalog import Embedding, VectorKind
+from footage.db import Catalog
+from footage.embedding import EmbedderUnavailable, load_clip, load_text
+from footage.settings import Settings
+from search import filters as sql_filters
+from search.index_store import IndexKey, IndexStore
+from search.moments import Hit, build_results
+from search.query import SearchRequest, SearchResponse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ViewQuery:
+    view: str  # "text" or "image"
+    model: str
+    kinds: tuple[str, ...]
+    vectors: dict[str, np.ndarray]  # per kind
+
+
+class Searcher:
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.indexes = IndexStore(catalog, settings)
+        self.notices: list[str] = []
+        self.strategies: list[str] = []
+
+    # -- query vectors ------------------------------------------------------------------
+    def _views(self, request: SearchRequest) -> list[ViewQuery]:
+        views = []
+        if request.like_segment is not None:
+            return self._like(request.like_segment)
+        if request.text is not None and self.settings.embed_text:
+            try:
+                text = load_text(self.settings)
+                q = text.embed_texts([request.text])[0]
+                views.append(
+                    ViewQuery("text", text.name, VectorKind.TEXT, dict.fromkeys(VectorKind.TEXT, q))
+                )
+            except EmbedderUnavailable as exc:
+                self.notices.append(f"description similarity is off: {exc}")
+        if self.settings.embed_images:
+            try:
+                clip = load_clip(self.settings)
+                if request.image is not None:
+                    from indexer.vectors import load_rgb
+
+                    image = load_rgb(request.image)
+                    if image is None:
+                        raise ValueError(f"cannot read image {request.image}")
+                    q = clip.embed_images([image])[0]
+                else:
+                    q = clip.embed_texts([request.text or ""])[0]
+                views.append(
+                    ViewQuery(
+                        "image", clip.name, VectorKind.IMAGE, dict.fromkeys(VectorKind.IMAGE, q)
+                    )
+                )
+            except EmbedderUnavailable as exc:
+                self.notices.append(f"image similarity is off: {exc}")
+        elif request.image is not None:
+            self.notices.append("image similarity is off: FOOTAGE_EMBED_IMAGES is false")
+        if not views:
+            raise EmbedderUnavailable("; ".join(self.notices) or "no embedding model is enabled")
+        return views
+
+    def _like(self, segment_id: int) -> list[ViewQuery]:
+        with self.catalog.engine.connect() as conn:
+            rows = conn.execute(
+                select(Embedding.kind, Embedding.model, Embedding.vector).where(
+                    Embedding.segment_id == segment_id,
+                    Embedding.kind.in_((VectorKind.SEGMENT_TEXT, VectorKind.SEGMENT_IMAGE)),
+                )
+            ).all()
+        if not rows:
+            raise LookupError(f"segment {segment_id} has no vectors (run `footage index embed`)")
+        views = []
+        for kind, model, blob in rows:
+            view = "text" if kind == VectorKind.SEGMENT_TEXT else "image"
+            views.append(ViewQuery(view, model, (kind,), {kind: np.frombuffer(blob, np.float32)}))
+        return views
+
+    # -- retrieval per kind -------------------------------------------------------------
+    def _kind_hits(
+        self, request: SearchRequest, kind: str, model: str, q: np.ndarray, depth: int
+    ) -> list[Hit]:
+        try:
+            index = self.indexes.get(IndexKey(kind, model))
+        except LookupError:
+            return []
+        filters = request.filters
+        exclude = request.like_segment
+        if exclude is not None:
+            depth += 8
+        if not filters.active:
+            scores, ids = index.search(q, depth)
+            self.strategies.append(f"{kind}: nearest {depth}")
+        else:
+            candidates = sql_filters.embedding_ids(filters, kind, model)
+            with self.catalog.engine.connect() as conn:
+                count = conn.execute(
+                    select(func.count()).select_from(candidates.subquery())
+                ).scalar_one()
+                if count <= self.settings.selective_max:
+                    ids_in = np.fromiter(conn.execute(candidates).scalars(), np.int64, count)
+                    scores, ids = index.score_ids(q, ids_in, depth)
+                    self.strategies.append(f"{kind}: exact over {count} filtered vectors")
+                else:
+                    segment_filter = sql_filters.segment_ids(filters).scalar_subquery()
+
+                    def accept(found: np.ndarray) -> np.ndarray:
+                        allowed = set(
+                            conn.execute(
+                                select(Embedding.id).where(
+                                    Embedding.id.in_(found.tolist()),
+                                    Embedding.segment_id.in_(segment_filter),
+                                )
+                            ).scalars()
+                        )
+                        return np.array([int(i) in allowed for i in found], bool)
+
+                    scores, ids = index.search_filtered(q, depth, accept)
+                    self.strategies.append(
+                        f"{kind}: deepening ANN, {count} vectors pass the filter"
+                    )
+        return self._hits(kind, scores, ids, exclude)
+
+    def _hits(
+        self, kind: str, scores: np.ndarray, ids: np.ndarray, exclude: int | None
+    ) -> list[Hit]:
+        if not len(ids):
+            return []
+        with self.catalog.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    Embedding.id, Embedding.segment_id, Embedding.track_id, Embedding.at_s
+                ).where(Embedding.id.in_(ids.tolist()))
+            ).all()
+        found = {r.id: r for r in rows}  # ids missing here were deleted since the index was built
+        return [
+            Hit(kind, int(found[i].segment_id), found[i].track_id, float(found[i].at_s), float(s))
+            for s, i in zip(scores, ids.tolist(), strict=True)
+            if i in found and found[i].segment_id != exclude
+        ]
+
+    # -- the use case -------------------------------------------------------------------
+    def search(self, request: SearchRequest) -> SearchResponse:
+        self.notices, self.strategies = [], []
+        views = self._views(request)
+        depth = max(50, request.limit * 8)
+        per_view: dict[str, dict[int, Hit]] = {}
+        for view in views:
+            best: dict[int, Hit] = per_view.setdefault(view.view, {})
+            for kind in view.kinds:
+                for hit in self._kind_hits(request, kind, view.model, view.vectors[kind], depth):
+                    if hit.segment_id not in best or hit.score > best[hit.segment_id].score:
+                        best[hit.segment_id] = hit
+        fused = fuse(per_view, self.settings.image_weight)
+        results = build_results(self.catalog, self.settings, fused, request, limit=request.limit)
+        return SearchResponse(
+            tuple(results), tuple(dict.fromkeys(self.notices)), "; ".join(self.strategies)
+        )
+
+
+def normalise(scores: dict[int, float]) -> dict[int, float]:
+    """Min-max over one view's candidates, so views with different scales can be added."""
+    if not scores:
+        return {}
+    values = np.array(list(scores.values()))
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        return dict.fromkeys(scores, 1.0)
+    return {k: (v - low) / (high - low) for k, v in scores.items()}
+
+
+def fuse(per_view: dict[str, dict[int, Hit]], image_weight: float) -> list[tuple[float, Hit]]:
+    """(fused score, the hit that explains it) per segment, best first."""
+    weights = {"image": image_weight, "text": 1.0 - image_weight}
+    present = [v for v in per_view if per_view[v]]
+    total = sum(weights[v] for v in present) or 1.0
+    fused: dict[int, float] = defaultdict(float)
+    explain: dict[int, tuple[float, Hit]] = {}
+    for view in present:
+        norm = normalise({seg: hit.score for seg, hit in per_view[view].items()})
+        for seg, value in norm.items():
+            contribution = weights[view] / total * value
+            fused[seg] += contribution
+            if seg not in explain or contribution > explain[seg][0]:
+                explain[seg] = (contribution, per_view[view][seg])
+    ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [(score, explain[seg][1]) for seg, score in ranked]

@@ -1,0 +1,189 @@
+"""A FAISS index over one kind of vector; ids are the catalog's embedding ids.
+
+Exact (flat, inner product on unit vectors = cosine) up to `exact_max` vectors, IVF above
+it. Three ways to search, chosen by the planner:
+- `search`: plain nearest neighbours;
+- `score_ids`: exact scores of given candidates (selective filters: SQL gave the ids);
+- `search_filtered`: nearest neighbours that pass a predicate, deepening k (and the IVF
+  probes) until enough pass, ending with an exhaustive pass, so a filter never loses
+  results that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+IdArray = npt.NDArray[np.int64]
+ScoreArray = npt.NDArray[np.float32]
+Accept = Callable[[IdArray], npt.NDArray[np.bool_]]
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    exact_max: int = 50_000
+    nlist: int = 0  # 0: about 4 * sqrt(n)
+    nprobe: int = 32
+
+    def lists_for(self, n: int) -> int:
+        return self.nlist or max(16, min(65_536, int(4 * math.sqrt(n))))
+
+
+def gpu_count() -> int:
+    return faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+
+
+class VectorIndex:
+    def __init__(self, index: faiss.Index, ids: IdArray, params: IndexParams) -> None:
+        self.index = index
+        self.ids = np.sort(np.asarray(ids, np.int64))
+        self.params = params
+        self._gpu: faiss.Index | None = None
+        if gpu_count() and isinstance(index, faiss.IndexIVF):
+            self._gpu = faiss.index_cpu_to_all_gpus(index)  # pragma: no cover - no GPU in CI
+
+    # -- building -----------------------------------------------------------------------
+    @classmethod
+    def build(cls, ids: IdArray, vectors: np.ndarray, params: IndexParams) -> VectorIndex:
+        vectors = np.ascontiguousarray(vectors, np.float32)
+        ids = np.ascontiguousarray(ids, np.int64)
+        dim = vectors.shape[1]
+        if len(ids) <= params.exact_max:
+            index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        else:
+            nlist = params.lists_for(len(ids))
+            quantizer = faiss.IndexFlatIP(dim)
+            ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = vectors[rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)]
+            ivf.train(sample)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            ivf.nprobe = params.nprobe
+            index = ivf
+        if len(ids):
+            index.add_with_ids(vectors, ids)
+        return cls(index, ids, params)
+
+    @classmethod
+    def empty(cls, dim: int, params: IndexParams) -> VectorIndex:
+        return cls.build(np.zeros(0, np.int64), np.zeros((0, dim), np.float32), params)
+
+    @property
+    def exact(self) -> bool:
+        return not isinstance(self.index, faiss.IndexIVF)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: IdArray, vectors: np.ndarray) -> None:
+        if not len(ids):
+            return
+        self.index.add_with_ids(
+            np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64)
+        )
+        self.ids = np.union1d(self.ids, ids)
+        if self._gpu is not None:  # pragma: no cover
+            self._gpu = faiss.index_cpu_to_all_gpus(self.index)
+
+    # -- searching ----------------------------------------------------------------------
+    def _search(
+        self, q: np.ndarray, k: int, nprobe: int | None = None
+    ) -> tuple[ScoreArray, IdArray]:
+        q = np.ascontiguousarray(q.reshape(1, -1), np.float32)
+        k = min(k, len(self))
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        index = self._gpu if self._gpu is not None and nprobe is None else self.index
+        if nprobe is not None and isinstance(self.index, faiss.IndexIVF):
+            params = faiss.SearchParametersIVF(nprobe=min(nprobe, self.index.nlist))
+            scores, ids = self.index.search(q, k, params=params)
+        else:
+            scores, ids = index.search(q, k)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
+
+    def search(self, q: np.ndarray, k: int) -> tuple[ScoreArray, IdArray]:
+        return self._search(q, k)
+
+    def score_ids(self, q: np.ndarray, ids: IdArray, k: int) -> tuple[ScoreArray, IdArray]:
+        """Exact top-k among the given ids (those not in the index are ignored)."""
+        ids = np.asarray(ids, np.int64)
+        ids = ids[np.isin(ids, self.ids, assume_unique=False)]
+        if not len(ids):
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        vectors = self.index.reconstruct_batch(ids)
+        scores = vectors @ np.asarray(q, np.float32).reshape(-1)
+        top = np.argsort(-scores, kind="stable")[:k]
+        return scores[top].astype(np.float32), ids[top]
+
+    def search_filtered(self, q: np.ndarray, k: int, accept: Accept) -> tuple[ScoreArray, IdArray]:
+        """Top-k among the vectors that `accept` lets through, however rare they are."""
+        n = len(self)
+        depth = max(4 * k, 64)
+        nprobe = getattr(self.index, "nprobe", None)
+        while True:
+            exhaustive = depth >= n
+            if exhaustive and not self.exact:
+                # Every list, every vector: the last word is always exact.
+                scores, ids = self._search(q, n, nprobe=self.index.nlist)  # type: ignore[attr-defined]
+            else:
+                scores, ids = self._search(q, depth, nprobe=nprobe)
+            ok = accept(ids) if len(ids) else np.zeros(0, bool)
+            if ok.sum() >= k or exhaustive:
+                return scores[ok][:k], ids[ok][:k]
+            depth *= 4
+            if nprobe is not None:
+                nprobe *= 2
+
+    # -- snapshots ----------------------------------------------------------------------
+    def save(self, path: Path, meta: dict[str, object]) -> None:
+        """Atomically writes the index file and its metadata (watermark, counts)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        faiss.write_index(self.index, str(tmp))
+        meta_tmp = tmp.with_suffix(".json")
+        meta_tmp.write_text(json.dumps({**meta, "params": asdict(self.params)}))
+        os.replace(tmp, path)
+        os.replace(meta_tmp, path.with_suffix(".json"))
+
+    @classmethod
+    def load(cls, path: Path, params: IndexParams) -> tuple[VectorIndex, dict[str, object]]:
+        """Raises ValueError when the snapshot is missing, partial or corrupt."""
+        meta_path = path.with_suffix(".json")
+        try:
+            meta = json.loads(meta_path.read_text())
+            index = faiss.read_index(str(path))
+        except (OSError, RuntimeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"no usable index snapshot at {path}: {exc}") from exc
+        if isinstance(index, faiss.IndexIVF):
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+            index.nprobe = params.nprobe
+            ids = _ivf_ids(index)
+        else:
+            ids = faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
+        if len(ids) != index.ntotal or meta.get("count") != index.ntotal:
+            raise ValueError(f"index snapshot at {path} is inconsistent with its metadata")
+        return cls(index, ids, params), meta
+
+
+def _ivf_ids(index: faiss.IndexIVF) -> IdArray:
+    lists = index.invlists
+    parts = []
+    for i in range(index.nlist):
+        size = lists.list_size(i)
+        if size:
+            ptr = lists.get_ids(i)
+            parts.append(faiss.rev_swig_ptr(ptr, size).copy())
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
