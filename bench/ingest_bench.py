@@ -3,28 +3,32 @@
 For each clip, in the same process and run:
 
 * footage: `Ingestor.ingest` end to end (hash, probe, sampled decode, motion, detector,
-  tracking, description, thumbnails) into a fresh temporary SQLite catalog;
+  tracking, description, thumbnails, vectors) into a fresh temporary SQLite catalog;
 * baseline: OpenCV decodes every frame and the same detector runs on one frame per second
-  (every round(fps)-th frame), with no motion skipping and no database.
+  (every round(fps)-th frame), with no motion skipping, no vectors and no database.
 
-The detector is loaded and warmed up before anything is timed. Run from the project root:
+The detector and the embedding models are loaded and warmed up before anything is timed.
+Run from the project root:
 
-    python -m bench.ingest_bench [--quick] [--clips NAME ...] [--output PATH]
+    python -m bench.ingest_bench [--quick] [--clips NAME ...] [--repeat N] [--clip-random]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,13 +39,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from footage.catalog import Segment
+from footage.catalog import Embedding, Segment
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.decode import probe
-from indexer.detectors import Detector, load_detector
+from indexer.detectors import Detector
 from indexer.ingest import Ingestor, IngestRequest
 from indexer.values import Image
+from indexer.vectors import VectorWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", ROOT.parent / "shared"))
@@ -90,6 +95,7 @@ class FootageRun:
     segments: int
     sampled_frames: int
     analysed_frames: int
+    vectors: int  # embeddings rows written
 
 
 @dataclass(frozen=True)
@@ -189,14 +195,38 @@ class ContentionMeter:
         return max(0.0, others / wall)
 
 
-def bench_settings(data_dir: Path) -> Settings:
-    """The project's settings (FOOTAGE_* still apply) with a fresh SQLite catalog in data_dir."""
+SettingsFor = Callable[[Path], Settings]  # data_dir -> settings
+
+
+def bench_settings(data_dir: Path, *, clip_random: bool = False) -> Settings:
+    """The project's settings (FOOTAGE_* still apply) with a fresh SQLite catalog in data_dir.
+
+    clip_random: CLIP with random weights, which costs what real weights cost (none exist
+    here), so that image vectors are in the timing; the vectors themselves are meaningless.
+    """
     overrides: dict[str, Any] = {
         "data_dir": data_dir,
         "database_url": f"sqlite:///{(data_dir / 'footage.db').resolve()}",
         "detector": f"onnx:{DETECTOR_SPEC}",
     }
+    if clip_random:
+        overrides |= {"embed_images": True, "clip_pretrained": "none"}
     return Settings(**overrides)
+
+
+@contextmanager
+def fresh_ingestor(settings_for: SettingsFor) -> Iterator[tuple[Ingestor, Catalog]]:
+    """An Ingestor on a new catalog in a temporary folder, its models loaded (process cache)."""
+    with tempfile.TemporaryDirectory(prefix="footage-bench-") as tmp:
+        settings = settings_for(Path(tmp))
+        catalog = Catalog(settings)
+        try:
+            ingestor = Ingestor(catalog, settings)
+            ingestor.detector  # noqa: B018 - load before timing
+            ingestor.vectors  # noqa: B018
+            yield ingestor, catalog
+        finally:
+            catalog.dispose()
 
 
 def to_rgb(bgr: np.ndarray) -> Image:
@@ -214,11 +244,41 @@ def first_frame(path: Path) -> Image:
     return to_rgb(frame)
 
 
-def warm_up(settings: Settings, sample: Path) -> Detector:
-    """Load the detector (cached per process: every Ingestor gets this one) and run it once."""
-    detector = load_detector(settings)
-    detector.detect([first_frame(sample)])
-    return detector
+@dataclass(frozen=True)
+class Models:
+    detector: Detector
+    text: str | None  # embedder names; None: off
+    image: str | None
+    notices: tuple[str, ...]  # why an embedder is off
+
+
+def warm_up(settings_for: SettingsFor, sample: Path) -> Models:
+    """Load the detector and embedders once (cached per process) and run each once.
+
+    Library logging is muted meanwhile: a model that cannot load is reported in `notices`.
+    """
+    image = first_frame(sample)
+    logging.disable(logging.ERROR)
+    try:
+        with fresh_ingestor(settings_for) as (ingestor, _):
+            detector, vectors, notices = ingestor.detector, ingestor.vectors, ingestor.notices
+    finally:
+        logging.disable(logging.NOTSET)
+    detector.detect([image])
+    run_embedders(vectors, image)
+    return Models(
+        detector=detector,
+        text=vectors.text.name if vectors.text else None,
+        image=vectors.clip.name if vectors.clip else None,
+        notices=tuple(notices),
+    )
+
+
+def run_embedders(vectors: VectorWriter, image: Image) -> None:
+    if vectors.text is not None:
+        vectors.text.embed_texts(["warm-up: a person walks past a parked car"])
+    if vectors.clip is not None:
+        vectors.clip.embed_images([image])
 
 
 def detector_ms(detector: Detector, sample: Path, repeats: int = 10) -> float:
@@ -243,19 +303,18 @@ def segment_frames(catalog: Catalog) -> tuple[int, int]:
     return int(sampled), int(analysed)
 
 
-def run_footage(path: Path) -> FootageRun:
+def count_embeddings(catalog: Catalog) -> int:
+    with catalog.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(Embedding)).scalar_one())
+
+
+def run_footage(path: Path, settings_for: SettingsFor) -> FootageRun:
     """The real ingest, timed alone, into a fresh temporary catalog."""
-    with tempfile.TemporaryDirectory(prefix="footage-bench-") as tmp:
-        settings = bench_settings(Path(tmp))
-        catalog = Catalog(settings)
-        try:
-            ingestor = Ingestor(catalog, settings)
-            ingestor.detector  # noqa: B018 - loaded (from the process cache) before timing
-            with Stopwatch() as watch:
-                outcome = ingestor.ingest(IngestRequest(path, "bench"))
-            sampled, analysed = segment_frames(catalog)
-        finally:
-            catalog.dispose()
+    with fresh_ingestor(settings_for) as (ingestor, catalog):
+        with Stopwatch() as watch:
+            outcome = ingestor.ingest(IngestRequest(path, "bench"))
+        sampled, analysed = segment_frames(catalog)
+        vectors = count_embeddings(catalog)
     return FootageRun(
         wall_s=watch.wall_s,
         cpu_s=watch.cpu_s,
@@ -265,6 +324,7 @@ def run_footage(path: Path) -> FootageRun:
         segments=outcome.segments,
         sampled_frames=sampled,
         analysed_frames=analysed,
+        vectors=vectors,
     )
 
 
@@ -295,14 +355,16 @@ def run_baseline(path: Path, detector: Detector) -> BaselineRun:
     )
 
 
-def measure(clip: Clip, path: Path, detector: Detector, repeats: int) -> ClipResult:
+def measure(
+    clip: Clip, path: Path, settings_for: SettingsFor, detector: Detector, repeats: int
+) -> ClipResult:
     """Both pipelines, alternating, `repeats` times; the fastest run of each is kept."""
     info = probe(path)
     meter = ContentionMeter()
     footages: list[FootageRun] = []
     baselines: list[BaselineRun] = []
     for _ in range(repeats):
-        footages.append(run_footage(path))
+        footages.append(run_footage(path, settings_for))
         baselines.append(run_baseline(path, detector))
     other_cores = meter.other_cores()
     footage = min(footages, key=lambda run: run.wall_s)
@@ -429,7 +491,7 @@ def results_table(results: Sequence[ClipResult], totals: Totals) -> Table:
         )
     table.add_section()
     table.add_row(
-        f"  total ({len(results)} clips)",
+        f"  total ({len(results)} clip{'' if len(results) == 1 else 's'})",
         "",
         f"{totals.video_s:.1f}",
         f"{totals.footage_wall_s:.2f}",
@@ -492,6 +554,9 @@ class RunFacts:
     repeats: int
     runtime_s: float
     detector_ms: float
+    text_embedder: str | None
+    image_embedder: str | None
+    notices: tuple[str, ...]
     other_cores: float | None
 
 
@@ -510,6 +575,12 @@ def report(
             "static_check_s",
             "skip_nonref_frames",
             "onnx_threads",
+            "embed_images",
+            "embed_text",
+            "clip_model",
+            "clip_pretrained",
+            "text_model",
+            "crops_per_segment",
         }
     )
     clips = [
@@ -546,6 +617,9 @@ def report(
         "targets": targets,
         "repeats": facts.repeats,
         "detector_ms_per_frame": facts.detector_ms,
+        "text_embedder": facts.text_embedder,
+        "image_embedder": facts.image_embedder,
+        "model_notices": list(facts.notices),
         "other_processes_cores": facts.other_cores,
         "benchmark_runtime_s": facts.runtime_s,
     }
@@ -588,6 +662,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run both pipelines N times per clip and keep the fastest (default: %(default)s)",
     )
     parser.add_argument(
+        "--clip-random",
+        action="store_true",
+        help="embed images with random-weight CLIP (same cost as real weights, none exist "
+        "here) so that image vectors are in the footage timing",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=DEFAULT_OUTPUT,
@@ -615,6 +695,12 @@ def print_run_facts(console: Console, facts: RunFacts, results: Sequence[ClipRes
         f"analysing one frame per video second alone limits a pipeline to about "
         f"{1000 / facts.detector_ms:.0f}x real time."
     )
+    console.print(
+        f"Vectors during ingest: text {facts.text_embedder or 'off'}, "
+        f"image {facts.image_embedder or 'off'}."
+    )
+    for notice in facts.notices:
+        console.print(f"  [yellow]{notice}[/yellow]")
     if facts.other_cores is not None and facts.other_cores > CONTENTION_CORES:
         per_clip = ", ".join(f"{Clip(r.clip).label} {r.other_cores or 0.0:.2f}" for r in results)
         console.print(
@@ -626,7 +712,7 @@ def print_run_facts(console: Console, facts: RunFacts, results: Sequence[ClipRes
         if r.footage.status != "done":
             console.print(f"[red]{r.clip}: ingest {r.footage.status}: {r.footage.message}[/red]")
     console.print(
-        f"Benchmark runtime {facts.runtime_s:.0f} s (detector load and warm-up included)."
+        f"Benchmark runtime {facts.runtime_s:.0f} s (model loading and warm-up included)."
     )
 
 
@@ -635,18 +721,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not DETECTOR_SPEC.is_file():
         raise SystemExit(f"detector spec not found: {DETECTOR_SPEC}")
     clips = choose_clips(args)
+    # Weights that are not on disk are not fetched: a missing model fails at once, not after
+    # minutes of retries (set HF_HUB_OFFLINE=0 to allow the download).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     console = Console(width=None if sys.stdout.isatty() else 160)
     progress = Console(stderr=True)
     began = time.perf_counter()
     meter = ContentionMeter()
-    settings = bench_settings(Path(tempfile.gettempdir()) / "footage-bench")  # creates nothing
-    detector = warm_up(settings, clips[0][1])
-    ms = detector_ms(detector, clips[0][1])
+    settings_for = partial(bench_settings, clip_random=args.clip_random)
+    progress.print("[dim]loading models ...[/dim]")
+    models = warm_up(settings_for, clips[0][1])
+    ms = detector_ms(models.detector, clips[0][1])
     results: list[ClipResult] = []
     for clip, path in clips:
         progress.print(f"[dim]measuring {clip.label} ...[/dim]")
-        results.append(measure(clip, path, detector, args.repeat))
-    facts = RunFacts(args.repeat, time.perf_counter() - began, ms, meter.other_cores())
+        results.append(measure(clip, path, settings_for, models.detector, args.repeat))
+    facts = RunFacts(
+        repeats=args.repeat,
+        runtime_s=time.perf_counter() - began,
+        detector_ms=ms,
+        text_embedder=models.text,
+        image_embedder=models.image,
+        notices=models.notices,
+        other_cores=meter.other_cores(),
+    )
+    settings = settings_for(Path(tempfile.gettempdir()) / "footage-bench")  # creates nothing
     report(results, settings, facts, args.output)
     console.print(results_table(results, Totals.of(results)))
     print_targets(console, check_targets(results), results)

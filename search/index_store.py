@@ -148,7 +148,7 @@ class IndexStore:
             return None, 0
         return index, watermark
 
-    def keys(self) -> list[IndexKey]:
+    def stored_keys(self) -> list[IndexKey]:
         with self.catalog.engine.connect() as conn:
             rows = conn.execute(select(Embedding.kind, Embedding.model).distinct()).all()
         return sorted(IndexKey(k, m) for k, m in rows)

@@ -100,7 +100,7 @@ class Searcher:
         return views
 
     # -- retrieval per kind -------------------------------------------------------------
-    def _kind_hits(
+    def rank(
         self, request: SearchRequest, kind: str, model: str, q: np.ndarray, depth: int
     ) -> list[Hit]:
         try:
@@ -138,7 +138,9 @@ class Searcher:
                         )
                         return np.array([int(i) in allowed for i in found], bool)
 
-                    scores, ids = index.search_filtered(q, depth, accept)
+                    scores, ids = index.search_filtered(
+                        q, depth, accept, share=count / max(len(index), 1)
+                    )
                     self.strategies.append(
                         f"{kind}: deepening ANN, {count} vectors pass the filter"
                     )
@@ -171,7 +173,7 @@ class Searcher:
         for view in views:
             best: dict[int, Hit] = per_view.setdefault(view.view, {})
             for kind in view.kinds:
-                for hit in self._kind_hits(request, kind, view.model, view.vectors[kind], depth):
+                for hit in self.rank(request, kind, view.model, view.vectors[kind], depth):
                     if hit.segment_id not in best or hit.score > best[hit.segment_id].score:
                         best[hit.segment_id] = hit
         fused = fuse(per_view, self.settings.image_weight)

@@ -128,11 +128,21 @@ class VectorIndex:
         top = np.argsort(-scores, kind="stable")[:k]
         return scores[top].astype(np.float32), ids[top]
 
-    def search_filtered(self, q: np.ndarray, k: int, accept: Accept) -> tuple[ScoreArray, IdArray]:
-        """Top-k among the vectors that `accept` lets through, however rare they are."""
+    def search_filtered(
+        self, q: np.ndarray, k: int, accept: Accept, share: float = 1.0
+    ) -> tuple[ScoreArray, IdArray]:
+        """Top-k among the vectors that `accept` lets through, however rare they are.
+
+        `share` (the expected fraction that passes) sets the first depth, so that a
+        filter passing 10% starts ten times deeper; each round then searches 4x deeper
+        and probes twice the IVF lists, and the last round is exhaustive.
+        """
         n = len(self)
-        depth = max(4 * k, 64)
+        share = min(1.0, max(share, 1.0 / max(n, 1)))
+        depth = max(64, int(2 * k / share))
         nprobe = getattr(self.index, "nprobe", None)
+        if nprobe is not None:
+            nprobe = int(min(self.index.nlist, nprobe / min(1.0, 4 * share)))  # type: ignore[attr-defined]
         while True:
             exhaustive = depth >= n
             if exhaustive and not self.exact:

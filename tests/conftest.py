@@ -81,11 +81,13 @@ def module_database_url(
 def make_settings(
     data_dir: Path, database_url: str | None, spec: Path, **overrides: object
 ) -> Settings:
+    """Ingest tests run without CLIP (no weights exist here) unless they ask for it."""
+    values: dict[str, object] = {"embed_images": False, **overrides}
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
         detector=f"onnx:{spec}",
-        **overrides,  # type: ignore[arg-type]
+        **values,  # type: ignore[arg-type]
     )
 
 

@@ -335,7 +335,7 @@ def index_rebuild() -> None:
     settings = _settings()
     catalog = Catalog(settings)
     store = IndexStore(catalog, settings)
-    keys = store.keys()
+    keys = store.stored_keys()
     if not keys:
         out.print("No vectors in the catalog yet (`footage index embed`).")
     for key in keys:
@@ -354,7 +354,7 @@ def index_status() -> None:
     catalog = Catalog(settings)
     store = IndexStore(catalog, settings)
     table = Table("kind", "model", "vectors", "index")
-    for key in store.keys():
+    for key in store.stored_keys():
         index = store.get(key)
         table.add_row(key.kind, key.model, str(len(index)), "exact" if index.exact else "IVF")
     out.print(table)

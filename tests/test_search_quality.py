@@ -1,0 +1,117 @@
+"""Retrieval quality on real footage with real models (ONNX detector, MiniLM descriptions).
+
+Without CLIP weights (none exist here) search runs on the description view alone.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from footage.db import Catalog
+from footage.settings import Settings
+from indexer.ingest import Ingestor, IngestRequest
+from search.planner import Searcher
+from search.query import Filters, SearchRequest
+from tests.conftest import ANNOTATIONS, PETS, clip, make_settings
+
+pytestmark = pytest.mark.slow
+
+INTERVALS = ANNOTATIONS / "intervals_approx.csv"
+
+
+def _queries() -> dict[tuple[str, str], list[tuple[float, float]]]:
+    queries: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    with INTERVALS.open() as handle:
+        for row in csv.DictReader(handle):
+            queries[(row["clip"], row["query_label"])].append(
+                (float(row["start_s"]), float(row["end_s"]))
+            )
+    return queries
+
+
+def _camera(name: str) -> str:
+    return name.rsplit(".", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def searchable(
+    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path
+) -> Iterator[tuple[Catalog, Settings]]:
+    settings = make_settings(tmp_path_factory.mktemp("quality"), None, onnx_spec)
+    catalog = Catalog(settings)
+    ingestor = Ingestor(catalog, settings)
+    for name in sorted({c for c, _ in _queries()} | {PETS}):
+        outcome = ingestor.ingest(IngestRequest(clip(name), _camera(name)))
+        assert outcome.status == "done", outcome.message
+    yield catalog, settings
+    catalog.dispose()
+
+
+def test_moments_of_each_query_are_in_the_top_three(searchable: tuple[Catalog, Settings]) -> None:
+    catalog, settings = searchable
+    searcher = Searcher(catalog, settings)
+    hits, inside, shown, misses = 0, 0, 0, []
+    queries = _queries()
+    for (name, label), intervals in queries.items():
+        response = searcher.search(
+            SearchRequest(text=label, filters=Filters(cameras=(_camera(name),)), limit=3)
+        )
+        assert all(r.camera == _camera(name) for r in response.results), "the camera filter holds"
+        good = [any(a - 2 <= r.at_s <= b + 2 for a, b in intervals) for r in response.results]
+        hits += any(good)
+        inside += sum(good)
+        shown += len(good)
+        if not any(good):
+            misses.append((name, label, [round(r.at_s, 1) for r in response.results]))
+    rate = hits / len(queries)
+    print(
+        f"hit rate {rate:.2f} ({hits}/{len(queries)}); top-3 inside intervals {inside / shown:.2f}"
+    )
+    print("misses:", misses)
+    # Measured 10/12. The two misses are moments the detector does not see (a person at the
+    # shop door in adith25 61-65 s, a small IR figure in rfmanz 52-73 s): with no object in
+    # the description, only the image view (CLIP) could find them.
+    assert rate >= 0.8
+
+
+@pytest.mark.parametrize("query", ["people walking", "a group of pedestrians"])
+def test_person_moments_in_pets09(searchable: tuple[Catalog, Settings], query: str) -> None:
+    catalog, settings = searchable
+    per_second: dict[int, int] = {}
+    with (ANNOTATIONS / "PETS09-S2L1" / "PETS09-S2L1_persons_per_second.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            per_second[int(row["second"])] = int(row["max_boxes_in_a_frame"])
+    response = Searcher(catalog, settings).search(
+        SearchRequest(text=query, filters=Filters(cameras=(_camera(PETS),)), limit=3)
+    )
+    assert len(response.results) == 3
+    for result in response.results:
+        assert per_second.get(int(result.at_s), 0) >= 1, "a person is really there at that second"
+        assert "people" in result.why or "person" in result.why
+
+
+def test_label_and_colour_filters_come_before_ranking(searchable: tuple[Catalog, Settings]) -> None:
+    catalog, settings = searchable
+    searcher = Searcher(catalog, settings)
+    response = searcher.search(
+        SearchRequest(text="something", filters=Filters(labels=("truck",)), limit=20)
+    )
+    with catalog.engine.connect() as conn:
+        with_trucks = set(
+            conn.execute(
+                text("SELECT DISTINCT segment_id FROM detections WHERE label = 'truck'")
+            ).scalars()
+        )
+    found = {s for r in response.results for s in r.segments}
+    assert found and found <= with_trucks
+    assert "exact over" in response.strategy
+    crowded = searcher.search(
+        SearchRequest(text="people", filters=Filters(labels=("person",), min_count=6), limit=20)
+    )
+    assert crowded.results and {r.camera for r in crowded.results} == {_camera(PETS)}
