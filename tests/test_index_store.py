@@ -1,0 +1,152 @@
+"""Vector indexes derived from the catalog: snapshots, catch-up, rebuilds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import delete, insert
+
+from footage.catalog import Camera, Embedding, Segment, Video
+from footage.db import Catalog
+from footage.settings import Settings
+from search.index_store import IndexKey, IndexStore
+
+KEY = IndexKey("segment_text", "test:random-16")
+
+
+def _add(catalog: Catalog, ids: range, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(len(ids), 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    now = datetime.now(UTC)
+    with catalog.unit_of_work() as session:
+        if session.get(Camera, 1) is None:
+            session.execute(insert(Camera), [{"id": 1, "name": "c", "created_at": now}])
+            session.execute(
+                insert(Video),
+                [
+                    {
+                        "id": 1,
+                        "camera_id": 1,
+                        "path": "/v.mp4",
+                        "sha256": "0" * 64,
+                        "size_bytes": 1,
+                        "status": "done",
+                        "progress_s": 0.0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                ],
+            )
+        session.execute(
+            insert(Segment),
+            [
+                {
+                    "id": i,
+                    "video_id": 1,
+                    "camera_id": 1,
+                    "start_at": now,
+                    "end_at": now,
+                    "start_s": float(i),
+                    "end_s": float(i + 1),
+                    "frames": 1,
+                    "motion": 0.0,
+                    "analysed": True,
+                    "description": "x",
+                }
+                for i in ids
+            ],
+        )
+        session.execute(
+            insert(Embedding),
+            [
+                {
+                    "id": i,
+                    "kind": KEY.kind,
+                    "model": KEY.model,
+                    "segment_id": i,
+                    "video_id": 1,
+                    "camera_id": 1,
+                    "at_s": 0.0,
+                    "dim": 16,
+                    "vector": v.tobytes(),
+                }
+                for i, v in zip(ids, vectors, strict=True)
+            ],
+        )
+    return vectors
+
+
+@pytest.fixture
+def store(catalog: Catalog, settings: Settings) -> IndexStore:
+    return IndexStore(catalog, settings.model_copy(update={"exact_index_max": 150}))
+
+
+def test_built_saved_caught_up_and_reloaded(
+    store: IndexStore, catalog: Catalog, settings: Settings
+) -> None:
+    with pytest.raises(LookupError):
+        store.get(KEY)
+    first = _add(catalog, range(1, 101), seed=1)
+    index = store.get(KEY)
+    assert len(index) == 100 and index.exact
+    assert store.path(KEY).is_file()
+    scores, ids = index.search(first[9], 1)
+    assert ids.tolist() == [10] and scores[0] == pytest.approx(1.0)
+
+    _add(catalog, range(101, 121), seed=2)
+    assert len(store.get(KEY)) == 120  # caught up by watermark
+    reopened = IndexStore(catalog, settings.model_copy(update={"exact_index_max": 150}))
+    assert len(reopened.get(KEY)) == 120  # from the snapshot
+
+    _add(catalog, range(121, 201), seed=3)  # past exact_index_max: becomes IVF
+    grown = reopened.get(KEY)
+    assert len(grown) == 200 and not grown.exact
+
+
+def test_corrupt_or_missing_snapshot_is_rebuilt(store: IndexStore, catalog: Catalog) -> None:
+    vectors = _add(catalog, range(1, 51), seed=4)
+    store.get(KEY)
+    store.path(KEY).write_bytes(b"garbage")
+    fresh = IndexStore(
+        store.catalog, Settings(data_dir=store.folder.parent, database_url=store.catalog.url)
+    )
+    assert len(fresh.get(KEY)) == 50
+    store.path(KEY).unlink()
+    again = IndexStore(
+        store.catalog, Settings(data_dir=store.folder.parent, database_url=store.catalog.url)
+    )
+    assert again.get(KEY).search(vectors[0], 1)[1].tolist() == [1]
+
+
+def test_vectors_deleted_from_the_catalog_leave_the_index(
+    store: IndexStore, catalog: Catalog
+) -> None:
+    _add(catalog, range(1, 41), seed=5)
+    assert len(store.get(KEY)) == 40
+    with catalog.unit_of_work() as session:
+        session.execute(delete(Embedding).where(Embedding.id <= 10))
+    index = IndexStore(
+        catalog, Settings(data_dir=store.folder.parent, database_url=catalog.url)
+    ).get(KEY)
+    assert len(index) == 30 and 5 not in index.ids
+
+
+def test_ivf_snapshot_round_trip(tmp_path: Path) -> None:
+    from search.vector_index import IndexParams, VectorIndex
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(10, 3010, dtype=np.int64)
+    params = IndexParams(exact_max=100, nprobe=8)
+    index = VectorIndex.build(ids, vectors, params)
+    index.save(tmp_path / "i.faiss", {"count": len(index), "watermark": 3009})
+    loaded, meta = VectorIndex.load(tmp_path / "i.faiss", params)
+    assert meta["watermark"] == 3009 and not loaded.exact
+    assert np.array_equal(np.sort(loaded.ids), ids)
+    scores, found = loaded.score_ids(vectors[5], np.array([15, 16, 99999]), 2)
+    assert found.tolist()[0] == 15 and scores[0] == pytest.approx(1.0, abs=1e-5)
