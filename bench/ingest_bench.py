@@ -580,7 +580,6 @@ def report(
             "clip_model",
             "clip_pretrained",
             "text_model",
-            "crops_per_segment",
         }
     )
     clips = [

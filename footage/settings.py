@@ -55,7 +55,6 @@ class Settings(BaseSettings):
     text_model: str = Field(
         "all-MiniLM-L6-v2", description="sentence-transformers model name or local folder."
     )
-    crops_per_segment: int = Field(8, ge=0, description="Object crops embedded per segment.")
     exact_index_max: int = Field(
         50_000, ge=0, description="Up to this many vectors the index is exact (flat)."
     )

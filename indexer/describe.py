@@ -53,6 +53,9 @@ class SegmentFacts:
     sightings: tuple[TrackSighting, ...]
     new_tracks: frozenset[int]
     gone_tracks: tuple[TrackSighting, ...]  # seen in the previous segment, not in this one
+    last_check: tuple[datetime, str] | None = (
+        None  # when objects were last checked, and what was seen
+    )
 
 
 def _at(facts: SegmentFacts, seconds: float) -> str:
@@ -66,6 +69,20 @@ def _with_colors(colors: Counter[str]) -> str:
     return f" ({', '.join(parts)})"
 
 
+def seen_at_once(frames: tuple[AnalysedFrame, ...]) -> str:
+    """'2 people, 1 car': the most of each label visible in one frame; '' when none."""
+    peak: Counter[str] = Counter()
+    for frame in frames:
+        for label, n in Counter(frame.detections.label).items():
+            peak[label] = max(peak[label], n)
+    return ", ".join(f"{n} {plural(label, n)}" for label, n in peak.most_common())
+
+
+def check_summary(frames: tuple[AnalysedFrame, ...]) -> str:
+    at_once = seen_at_once(frames)
+    return f"up to {at_once} were visible" if at_once else "the scene was empty"
+
+
 def describe_segment(facts: SegmentFacts) -> str:
     head = (
         f"Camera {facts.camera}, {clock(facts.start_at)} to {facts.end_at:%H:%M:%S} "
@@ -73,14 +90,14 @@ def describe_segment(facts: SegmentFacts) -> str:
     )
     motion = motion_words(facts.motion, facts.motion_threshold)
     if not facts.analysed:
-        return f"{head} {motion.capitalize()}: the scene is unchanged; objects were not checked."
-    peak: Counter[str] = Counter()
-    for frame in facts.frames:
-        for label, n in Counter(frame.detections.label).items():
-            peak[label] = max(peak[label], n)
-    if not peak:
+        text = f"{head} {motion.capitalize()}: the scene is unchanged; objects were not checked."
+        if facts.last_check is not None:
+            when, seen = facts.last_check
+            text += f" At the last check ({when:%H:%M:%S}) {seen}."
+        return text
+    at_once = seen_at_once(facts.frames)
+    if not at_once:
         return f"{head} No objects detected; {motion}. The scene is empty."
-    at_once = ", ".join(f"{n} {plural(label, n)}" for label, n in peak.most_common())
     sentences = [head, f"Up to {at_once} visible at once; {motion}."]
     by_label: dict[str, list[TrackSighting]] = {}
     for sighting in facts.sightings:
@@ -94,14 +111,16 @@ def describe_segment(facts: SegmentFacts) -> str:
         static = [s for s in facts.sightings if _throughout(s, facts)]
         for s in facts.sightings:
             if s.track_no in facts.new_tracks:
-                when = _at(facts, s.first_s)
-                sentences.append(f"{_described(s).capitalize()} #{s.track_no} appears at {when}.")
+                appears = _at(facts, s.first_s)
+                sentences.append(
+                    f"{_described(s).capitalize()} #{s.track_no} appears at {appears}."
+                )
         if static:
             names = ", ".join(f"{_described(s)} #{s.track_no}" for s in static)
             sentences.append(f"Present throughout: {names}.")
     for s in facts.gone_tracks:
-        when = _at(facts, s.last_s)
-        sentences.append(f"{_described(s).capitalize()} #{s.track_no} has left (last seen {when}).")
+        left = _at(facts, s.last_s)
+        sentences.append(f"{_described(s).capitalize()} #{s.track_no} has left (last seen {left}).")
     return " ".join(sentences)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from footage.settings import Settings
 from indexer.colors import dominant_color
 from indexer.decode import FrameSampler
-from indexer.describe import SegmentFacts, describe_segment
+from indexer.describe import SegmentFacts, check_summary, describe_segment
 from indexer.detectors import Detector
 from indexer.tracking import VideoTracker
 from indexer.values import (
@@ -142,6 +142,7 @@ class VideoAnalysis:
         self.tracker = VideoTracker(threshold=detector.threshold, sample_fps=sample_fps)
         self.book = _TrackBook()
         self._last_check_s: float | None = None
+        self._last_seen: tuple[datetime, str] | None = None
         self._previous: tuple[TrackSighting, ...] = ()
         self._seen: set[int] = set()
 
@@ -204,7 +205,10 @@ class VideoAnalysis:
             sightings=sightings,
             new_tracks=new,
             gone_tracks=gone,
+            last_check=self._last_seen,
         )
+        if analysed:
+            self._last_seen = (facts.start_at, check_summary(facts.frames))
         return SegmentResult(
             index=index,
             start_s=start_s,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Select, and_, exists, func, select
 
 from footage.catalog import Camera, Detection, Embedding, Segment
 from search.query import Filters
 
 
-def segment_ids(filters: Filters) -> Select[tuple[int]]:
+def segment_ids(filters: Filters) -> Select[Any]:
     """Ids of the segments that satisfy every filter."""
     query = select(Segment.id)
     if filters.cameras:
@@ -43,7 +45,7 @@ def _has(label: str | None, color: str | None, min_count: int):  # type: ignore[
     return exists(crowded)
 
 
-def embedding_ids(filters: Filters, kind: str, model: str) -> Select[tuple[int]]:
+def embedding_ids(filters: Filters, kind: str, model: str) -> Select[Any]:
     return select(Embedding.id).where(
         Embedding.kind == kind,
         Embedding.model == model,

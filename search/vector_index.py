@@ -25,6 +25,8 @@ import numpy.typing as npt
 IdArray = npt.NDArray[np.int64]
 ScoreArray = npt.NDArray[np.float32]
 Accept = Callable[[IdArray], npt.NDArray[np.bool_]]
+# IVF indexes keep a hashtable from id to vector, so candidates can be scored exactly.
+_HASHTABLE = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class VectorIndex:
             rng = np.random.default_rng(0)
             sample = vectors[rng.choice(len(vectors), min(len(vectors), nlist * 64), replace=False)]
             ivf.train(sample)
-            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+            ivf.set_direct_map_type(_HASHTABLE)
             ivf.nprobe = params.nprobe
             index = ivf
         if len(ids):
@@ -107,7 +109,7 @@ class VectorIndex:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
         index = self._gpu if self._gpu is not None and nprobe is None else self.index
         if nprobe is not None and isinstance(self.index, faiss.IndexIVF):
-            params = faiss.SearchParametersIVF(nprobe=min(nprobe, self.index.nlist))
+            params = faiss.SearchParametersIVF(nprobe=min(nprobe, self.index.nlist))  # type: ignore[call-arg]
             scores, ids = self.index.search(q, k, params=params)
         else:
             scores, ids = index.search(q, k)
@@ -178,11 +180,12 @@ class VectorIndex:
         except (OSError, RuntimeError, json.JSONDecodeError) as exc:
             raise ValueError(f"no usable index snapshot at {path}: {exc}") from exc
         if isinstance(index, faiss.IndexIVF):
-            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+            index.set_direct_map_type(_HASHTABLE)
             index.nprobe = params.nprobe
             ids = _ivf_ids(index)
         else:
-            ids = faiss.vector_to_array(faiss.downcast_index(index).id_map).astype(np.int64)
+            id_map = faiss.downcast_index(index).id_map  # type: ignore[attr-defined]
+            ids = faiss.vector_to_array(id_map).astype(np.int64)
         if len(ids) != index.ntotal or meta.get("count") != index.ntotal:
             raise ValueError(f"index snapshot at {path} is inconsistent with its metadata")
         return cls(index, ids, params), meta
@@ -190,6 +193,7 @@ class VectorIndex:
 
 def _ivf_ids(index: faiss.IndexIVF) -> IdArray:
     lists = index.invlists
+    assert lists is not None
     parts = []
     for i in range(index.nlist):
         size = lists.list_size(i)

@@ -86,6 +86,11 @@ def test_description_of_nothing() -> None:
         "No objects detected; no motion. The scene is empty."
     )
     assert "objects were not checked" in describe_segment(_facts(motion=0.0, analysed=False))
+    at = datetime(2026, 11, 20, 21, 59, 0, tzinfo=UTC)
+    still = describe_segment(
+        _facts(motion=0.0, analysed=False, last_check=(at, "the scene was empty"))
+    )
+    assert still.endswith("At the last check (21:59:00) the scene was empty.")
 
 
 @pytest.mark.parametrize(

@@ -313,18 +313,20 @@ def search(
     if not response.results:
         out.print("No matching moments.")
         return
-    table = Table("#", "score", "camera", "when", "video @ second", "why", "thumbnail")
+    table = Table("#", "score", "camera", "when", "video @ second", "why it matched")
     for i, r in enumerate(response.results, 1):
+        why = r.why if len(r.why) <= 160 else r.why[:157] + "..."
         table.add_row(
             str(i),
             f"{r.score:.2f}",
             r.camera,
             f"{r.at:%Y-%m-%d %H:%M:%S}",
-            f"{Path(r.video).name} @ {r.at_s:.1f} s ({r.start_s:.0f}-{r.end_s:.0f} s)",
-            f"[{r.view}] {r.why}",
-            r.crop or r.thumbnail or "",
+            f"{Path(r.video).name} @ {r.at_s:.1f} s",
+            f"[{r.view}] {why}",
         )
     out.print(table)
+    for i, r in enumerate(response.results, 1):
+        out.print(f"{i}: {r.crop or r.thumbnail}  (segment {r.segment_id}; --like {r.segment_id})")
 
 
 @index_app.command("rebuild")
@@ -414,6 +416,47 @@ def worker(
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])
+
+
+def console_command(port: int | None) -> list[str]:
+    """The Streamlit command line that serves ui/console.py on this machine only."""
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(Path(__file__).with_name("console.py")),
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    if port is not None:
+        command += ["--server.port", str(port)]
+    return command
+
+
+@app.command()
+def console(
+    port: Annotated[
+        int | None, typer.Option(help="Port on 127.0.0.1 (default: Streamlit's, 8501).")
+    ] = None,
+) -> None:
+    """Serve the search console (search, videos, timeline, SQL) in the browser."""
+    import importlib.util
+    import subprocess
+
+    _settings()  # a bad FOOTAGE_* setting is reported here, not in the browser
+    if importlib.util.find_spec("streamlit") is None:
+        err.print("[red]The console needs Streamlit:[/red] pip install streamlit")
+        raise typer.Exit(2)
+    try:
+        code = subprocess.call(console_command(port))
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
 
 
 @app.command()

@@ -41,6 +41,20 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     except DetectorUnavailable as exc:
         yield Check("detector", False, str(exc))
 
+    from footage.embedding import EmbedderUnavailable, load_clip, load_text
+
+    for name, enabled, load in (
+        ("description search", settings.embed_text, load_text),
+        ("image search (CLIP)", settings.embed_images, load_clip),
+    ):
+        if not enabled:
+            yield Check(name, False, "switched off in settings", required=False)
+            continue
+        try:
+            yield Check(name, True, load(settings).name)
+        except EmbedderUnavailable as exc:
+            yield Check(name, False, str(exc), required=False)
+
     import av
 
     yield Check(
