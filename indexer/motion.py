@@ -9,6 +9,7 @@ from indexer.values import Image
 
 _WIDTH = 160
 _PIXEL_DELTA = 25  # grey levels; below this a change is sensor noise or compression
+_KERNEL = np.ones((3, 3), np.uint8)
 
 
 class MotionMeter:
@@ -24,5 +25,8 @@ class MotionMeter:
         previous, self._previous = self._previous, grey
         if previous is None:
             return 0.0
-        changed = cv2.absdiff(grey, previous) > _PIXEL_DELTA
+        changed = (cv2.absdiff(grey, previous) > _PIXEL_DELTA).astype(np.uint8)
+        # An opening drops isolated pixels and one-pixel strokes (sensor noise, the digits
+        # of an on-screen clock) but keeps anything the size of a person far away.
+        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL)
         return float(np.count_nonzero(changed)) / changed.size
