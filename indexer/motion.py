@@ -25,8 +25,8 @@ class MotionMeter:
         previous, self._previous = self._previous, grey
         if previous is None:
             return 0.0
-        changed = (cv2.absdiff(grey, previous) > _PIXEL_DELTA).astype(np.uint8)
+        mask = (cv2.absdiff(grey, previous) > _PIXEL_DELTA).astype(np.uint8)
         # An opening drops isolated pixels and one-pixel strokes (sensor noise, the digits
         # of an on-screen clock) but keeps anything the size of a person far away.
-        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, _KERNEL)
-        return float(np.count_nonzero(changed)) / changed.size
+        opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL)
+        return float(np.count_nonzero(opened)) / opened.size

@@ -432,6 +432,8 @@ def console_command(port: int | None) -> list[str]:
         "127.0.0.1",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",  # no "Deploy" button: this console is not for publishing
     ]
     if port is not None:
         command += ["--server.port", str(port)]
@@ -446,17 +448,22 @@ def console(
 ) -> None:
     """Serve the search console (search, videos, timeline, SQL) in the browser."""
     import importlib.util
+    import signal
     import subprocess
 
     _settings()  # a bad FOOTAGE_* setting is reported here, not in the browser
     if importlib.util.find_spec("streamlit") is None:
         err.print("[red]The console needs Streamlit:[/red] pip install streamlit")
         raise typer.Exit(2)
+    server = subprocess.Popen(console_command(port))
+    # Ctrl-C reaches the whole process group; a plain `kill` of this process must reach
+    # the server too, or it would be left running.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: server.send_signal(signum))
     try:
-        code = subprocess.call(console_command(port))
+        code = server.wait()
     except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+        code = server.wait()
+    raise typer.Exit(0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code)
 
 
 @app.command()

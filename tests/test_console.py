@@ -1,0 +1,247 @@
+"""The Streamlit console (ui/console.py) against a real catalog of two ingested clips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from footage.catalog import Video
+from footage.db import Catalog
+from footage.settings import Settings
+from indexer.ingest import Ingestor, IngestRequest
+from search.sql import run_readonly
+from tests.conftest import clip, make_settings
+
+pytest.importorskip("streamlit", reason="the console needs streamlit (pip install streamlit)")
+
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from ui import console_parts  # noqa: E402
+
+CONSOLE = Path(__file__).resolve().parents[1] / "ui" / "console.py"
+STREET = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"  # MPEG-4 part 2: browsers cannot play it
+CAMPUS = "mot15_TUD-Campus_640x480_mpeg4.mp4"
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Settings:
+    settings = make_settings(tmp_path_factory.mktemp("console"), None, onnx_spec)
+    catalog = Catalog(settings)
+    ingestor = Ingestor(catalog, settings)
+    for name, camera in ((STREET, "street"), (CAMPUS, "campus")):
+        outcome = ingestor.ingest(IngestRequest(clip(name), camera))
+        assert outcome.status == "done", outcome.message
+    catalog.dispose()
+    return settings
+
+
+@pytest.fixture
+def env(indexed: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Settings]:
+    for name, value in {
+        "FOOTAGE_DATA_DIR": str(indexed.data_dir),
+        "FOOTAGE_DETECTOR": indexed.detector,
+        "FOOTAGE_EMBED_IMAGES": "false",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FOOTAGE_DATABASE_URL", raising=False)
+    monkeypatch.setattr(console_parts, "SCRATCH", tmp_path / "scratch")
+    st.cache_resource.clear()  # AppTest runs in this process: no catalog from another test
+    st.cache_data.clear()
+    yield indexed
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _start() -> AppTest:
+    at = AppTest.from_file(str(CONSOLE), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _search(at: AppTest, text: str) -> None:
+    at.text_input(key="text").input(text)
+    at.button(key="search_button").click().run()
+    assert not at.exception, at.exception
+
+
+def _cards(at: AppTest) -> list[str]:
+    """The heading line of each result card: '**1. camera** · time'."""
+    return [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value[:8]]
+
+
+def _videos(at: AppTest) -> list[Any]:
+    return list(at.get("video"))
+
+
+def test_text_search_renders_cards_and_cuts_a_playable_clip(env: Settings) -> None:
+    at = _start()
+    _search(at, "people walking")
+    assert not at.error, [e.value for e in at.error]
+    cards = _cards(at)
+    assert cards and any("street" in c for c in cards), cards
+    assert not at.info, "no notices when only the text model is on"
+    assert len(at.get("image")) >= len(cards), "every card has its keyframe"
+    captions = " ".join(c.value for c in at.caption)
+    assert STREET in captions and "score" in captions
+    assert any("Tracked:" in m.value for m in at.markdown), "the description says why"
+    # MPEG-4 part 2 does not play in browsers: the console cuts an H.264 excerpt on request.
+    assert not _videos(at)
+    street = next(i for i, c in enumerate(cards) if "street" in c)
+    clip_buttons = [b for b in at.button if b.key and b.key.startswith("clip-")]
+    clip_buttons[street].click().run()
+    assert not at.exception and not at.error
+    players = _videos(at)
+    assert len(players) == 1
+    assert players[0].proto.url and players[0].proto.start_time >= 0
+    (cut,) = console_parts.SCRATCH.glob("clip-*.mp4")
+
+    with av.open(str(cut)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.format is not None
+        assert stream.codec_context.format.name == "yuv420p"
+
+
+def test_more_like_this_and_the_camera_filter(env: Settings) -> None:
+    at = _start()
+    _search(at, "people walking")
+    first = _cards(at)[0]
+    camera = "street" if "street" in first else "campus"
+    other = "campus" if camera == "street" else "street"
+    like_buttons = [b for b in at.button if b.key and b.key.startswith("like-")]
+    like_buttons[0].click().run()
+    assert not at.exception and not at.error
+    assert any(m.value.startswith("**Moments like**") and camera in m.value for m in at.markdown)
+    cards = _cards(at)
+    assert cards and all(other in c for c in cards), "the segment itself is not its own match"
+
+    at.multiselect(key="cameras").select(camera).run()
+    assert not at.exception and not at.error
+    assert not _cards(at) and any("No matching moments" in w.value for w in at.warning)
+
+    at.button(key="search_button").click().run()  # the text query again, only on `camera`
+    assert not at.exception
+    cards = _cards(at)
+    assert cards and all(camera in c for c in cards)
+
+
+def test_a_notice_shows_once_and_search_errors_are_messages(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FOOTAGE_EMBED_IMAGES", "true")  # no CLIP weights here: a notice
+    monkeypatch.setenv("FOOTAGE_CLIP_PRETRAINED", str(env.data_dir / "missing.bin"))
+    at = _start()
+    _search(at, "people walking")
+    notices = [i.value for i in at.info]
+    assert len(notices) == 1 and notices[0].startswith("image similarity is off"), notices
+    assert _cards(at), "the description view still answers"
+
+    st.cache_resource.clear()
+    monkeypatch.setenv("FOOTAGE_EMBED_IMAGES", "false")
+    monkeypatch.setenv("FOOTAGE_EMBED_TEXT", "false")
+    at = _start()
+    _search(at, "people walking")
+    assert [e.value for e in at.error] == ["Cannot search: no embedding model is enabled"]
+
+
+def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
+    at = _start()
+    table = at.dataframe[0].value
+    assert set(table["camera"]) == {"street", "campus"}
+    assert set(table["file"]) == {STREET, CAMPUS}
+    assert set(table["status"]) == {"done"}
+    assert list(table["progress"]) == [1.0, 1.0]
+    assert not at.get("progress")
+
+    catalog = Catalog(env)
+    with catalog.unit_of_work() as session:
+        video = session.scalars(select(Video).order_by(Video.id)).first()
+        assert video is not None and video.duration_s
+        saved = (video.id, video.status, video.progress_s)
+        session.execute(
+            update(Video)
+            .where(Video.id == video.id)
+            .values(status="processing", progress_s=video.duration_s / 2)
+        )
+    try:
+        at.run()
+        (bar,) = at.get("progress")
+        assert bar.proto.value == 50
+        assert "processing" in set(at.dataframe[0].value["status"])
+    finally:
+        with catalog.unit_of_work() as session:
+            session.execute(
+                update(Video)
+                .where(Video.id == saved[0])
+                .values(status=saved[1], progress_s=saved[2])
+            )
+        catalog.dispose()
+
+
+def test_timeline_counts_every_detection_of_the_camera(env: Settings) -> None:
+    at = _start()
+    assert at.get("vega_lite_chart"), "the Timeline tab draws a chart"
+    day = console_parts.latest_day(env, "street")
+    assert day is not None
+    per_minute, truncated = console_parts.timeline(env, "street", day)
+    total = run_readonly(env, "SELECT count(*) FROM detections_v WHERE camera = 'street'")
+    assert not truncated
+    assert int(per_minute["detections"].sum()) == total.rows[0][0] > 0
+    assert "person" in set(per_minute["label"])
+    assert (per_minute["minute"].dt.second == 0).all()
+
+
+def test_sql_tab_answers_queries_and_refuses_writes(env: Settings) -> None:
+    expected = run_readonly(env, "SELECT count(*) FROM detections_v").rows[0][0]
+    at = _start()
+    at.text_area(key="sql").input("SELECT count(*) AS n FROM detections_v")
+    at.button(key="sql_run").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[-1].value["n"].tolist() == [expected]
+
+    at.text_area(key="sql").input("DELETE FROM detections")
+    at.button(key="sql_run").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("Query failed")
+    assert run_readonly(env, "SELECT count(*) FROM detections_v").rows[0][0] == expected
+
+
+def test_footage_console_runs_streamlit_on_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import subprocess
+
+    from ui.cli import app
+
+    calls: list[list[str]] = []
+
+    class Server:
+        def __init__(self, command: list[str]) -> None:
+            calls.append(command)
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Server)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # not pytest's own handlers
+    result = CliRunner().invoke(app, ["console", "--port", "8599"])
+    assert result.exit_code == 0, result.output
+    (command,) = calls
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert Path(command[4]) == CONSOLE
+    flags = dict(zip(command[5::2], command[6::2], strict=True))
+    assert flags == {
+        "--server.headless": "true",
+        "--server.address": "127.0.0.1",
+        "--browser.gatherUsageStats": "false",
+        "--client.toolbarMode": "viewer",
+        "--server.port": "8599",
+    }

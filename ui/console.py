@@ -1,0 +1,227 @@
+"""The search console: `footage console` serves this page with Streamlit.
+
+Tabs: Search (text, example image, more-like-this, filters in the sidebar), Videos (the
+ingest queue), Timeline (detections per minute) and SQL (read-only, over the views).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from pydantic import ValidationError
+
+from footage.db import Catalog
+from footage.embedding import EmbedderUnavailable
+from footage.settings import Settings
+from search.planner import Searcher
+from search.query import Filters, SearchRequest, SearchResponse, SearchResult
+from ui import console_parts as parts
+
+st.set_page_config(page_title="footage", page_icon=":material/videocam:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Opening the catalog...")
+def services() -> tuple[Settings, Catalog]:
+    settings = Settings()
+    return settings, Catalog(settings)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def choices(_catalog: Catalog, url: str) -> parts.Choices:
+    return parts.choices(_catalog)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def playable(path: str, size: int, mtime: float) -> bool:
+    return parts.playable_in_browser(path)
+
+
+def searcher(catalog: Catalog, settings: Settings) -> Searcher:
+    """One per browser session: a Searcher keeps per-search state."""
+    if "searcher" not in st.session_state:
+        st.session_state.searcher = Searcher(catalog, settings)
+    found: Searcher = st.session_state.searcher
+    return found
+
+
+# -- sidebar ------------------------------------------------------------------------------
+def when_input(title: str, default: datetime | None, at: time) -> datetime | None:
+    if not st.sidebar.checkbox(title, key=f"use_{title}"):
+        return None
+    left, right = st.sidebar.columns(2)
+    start = default.astimezone() if default else datetime.now().astimezone()
+    day = left.date_input(f"{title} day", start.date(), key=f"{title}_day")
+    clock = right.time_input(f"{title} time", at, key=f"{title}_time", step=60)
+    return parts.local_moment(day, clock) if isinstance(day, date) else None
+
+
+def sidebar_filters(options: parts.Choices) -> tuple[Filters, int]:
+    side = st.sidebar
+    side.header("Filters")
+    cameras = side.multiselect("Cameras", options.cameras, key="cameras")
+    since = when_input("From", options.first_at, time(0, 0))
+    until = when_input("Until", options.last_at, time(23, 59))
+    side.caption(f"Times are in this machine's zone ({datetime.now().astimezone():%Z}).")
+    labels = side.multiselect("Objects seen", options.labels, key="labels")
+    color = side.selectbox("Colour", ["any", *options.colors], key="color")
+    min_count = side.number_input(
+        "At least this many at once", 1, 100, 1, key="min_count", help="Of each chosen object."
+    )
+    limit = side.number_input("Moments to show", 1, 100, 10, key="limit")
+    filters = Filters(
+        cameras=tuple(cameras),
+        since=since,
+        until=until,
+        labels=tuple(labels),
+        color=None if color == "any" else color,
+        min_count=int(min_count),
+    )
+    return filters, int(limit)
+
+
+# -- search -------------------------------------------------------------------------------
+def like(result: SearchResult) -> None:
+    st.session_state.query = {
+        "like": result.segment_id,
+        "title": f"{result.camera} at {parts.local_time(result.at)}",
+    }
+
+
+def query_inputs() -> None:
+    with st.form("search_form", border=False):
+        text_col, button_col = st.columns([6, 1], vertical_alignment="bottom")
+        text = text_col.text_input(
+            "What are you looking for?", key="text", placeholder="a person in red at the door"
+        )
+        if button_col.form_submit_button(
+            "Search", key="search_button", type="primary", width="stretch"
+        ):
+            st.session_state.query = {"text": text.strip()} if text.strip() else None
+    with st.expander("Search by an example image"):
+        upload = st.file_uploader("Image", type=["jpg", "jpeg", "png", "webp"], key="upload")
+        if upload is not None and st.button("Find moments like this image"):
+            path = parts.save_upload(upload.name, upload.getvalue())
+            st.session_state.query = {"image": str(path), "title": upload.name}
+
+
+def request_for(query: dict[str, Any], filters: Filters, limit: int) -> SearchRequest:
+    image = Path(query["image"]) if "image" in query else None
+    return SearchRequest(
+        text=query.get("text"),
+        image=image,
+        like_segment=query.get("like"),
+        filters=filters,
+        limit=limit,
+    )
+
+
+def run_search(catalog: Catalog, settings: Settings, request: SearchRequest) -> SearchResponse:
+    """Searches again only when the request changed (reruns come from every widget)."""
+    if st.session_state.get("last_request") != request:
+        with st.spinner("Searching..."):
+            response = searcher(catalog, settings).search(request)
+        st.session_state.last_request, st.session_state.response = request, response
+    answer: SearchResponse = st.session_state.response
+    return answer
+
+
+def player(result: SearchResult, pts0: float) -> None:
+    """The clip at the result's best second, in the original file when browsers play it."""
+    video = Path(result.video)
+    if not video.is_file():
+        st.warning(f"Video file not found: {result.video}")
+        return
+    stat = video.stat()
+    if playable(str(video), stat.st_size, stat.st_mtime):
+        st.video(str(video), start_time=int(result.at_s + pts0))
+        return
+    clips: dict[int, tuple[str, float]] = st.session_state.setdefault("clips", {})
+    if result.segment_id not in clips:
+        st.caption("This file's format does not play in browsers.")
+        if not st.button("Make a playable clip", key=f"clip-{result.segment_id}"):
+            return
+        begin, end = parts.clip_window(result)
+        with st.spinner("Cutting the clip..."):
+            try:
+                path = parts.excerpt(result.video, begin, end, pts0)
+            except (OSError, ValueError) as exc:  # av.error.FFmpegError is an OSError
+                st.error(f"Cannot cut a clip: {exc}")
+                return
+        clips[result.segment_id] = (str(path), begin)
+        st.rerun()  # draw the card again with the player instead of the button
+    clip, begin = clips[result.segment_id]
+    st.video(clip, start_time=max(0, int(result.at_s - begin)))
+    st.caption(f"Excerpt from {begin:.0f} s of the file.")
+
+
+def result_card(rank: int, result: SearchResult, pts0: float) -> None:
+    with st.container(border=True):
+        picture, words, clip = st.columns([2, 3, 3])
+        if result.thumbnail and Path(result.thumbnail).is_file():
+            picture.image(result.thumbnail, caption="segment keyframe")
+        if result.crop and Path(result.crop).is_file():
+            picture.image(result.crop, caption="matched object", width=120)
+        words.markdown(f"**{rank}. {result.camera}** · {parts.local_time(result.at)}")
+        words.caption(
+            f"score {result.score:.2f} · matched on {result.view} · {Path(result.video).name} "
+            f"at {result.at_s:.1f} s (moment {result.start_s:.0f}-{result.end_s:.0f} s)"
+        )
+        words.markdown(result.why)
+        words.button(
+            "More like this", key=f"like-{result.segment_id}", on_click=like, args=(result,)
+        )
+        with clip:
+            player(result, pts0)
+
+
+def search_tab(catalog: Catalog, settings: Settings, filters: Filters, limit: int) -> None:
+    query_inputs()
+    query: dict[str, Any] | None = st.session_state.get("query")
+    if not query:
+        st.caption("Describe a moment in words, or give an example image.")
+        return
+    if "title" in query:
+        kind = "Moments like" if "like" in query else "Moments like the image"
+        left, right = st.columns([6, 1])
+        left.markdown(f"**{kind}** {query['title']}")
+        right.button("Clear", on_click=lambda: st.session_state.pop("query", None))
+    try:
+        response = run_search(catalog, settings, request_for(query, filters, limit))
+    except (EmbedderUnavailable, LookupError, ValueError) as exc:
+        st.error(f"Cannot search: {exc}")
+        return
+    for notice in response.notices:
+        st.info(notice)
+    if not response.results:
+        st.warning("No matching moments.")
+        return
+    st.caption(f"{len(response.results)} moments · {response.strategy}")
+    pts = parts.first_pts(catalog, {r.video_id for r in response.results})
+    for rank, result in enumerate(response.results, 1):
+        result_card(rank, result, pts.get(result.video_id, 0.0))
+
+
+def main() -> None:
+    try:
+        settings, catalog = services()
+    except ValidationError as exc:
+        st.error(f"Invalid FOOTAGE_* setting: {exc}")
+        st.stop()
+    options = choices(catalog, catalog.url)
+    filters, limit = sidebar_filters(options)
+    st.title("footage")
+    search, videos, timeline, sql = st.tabs(["Search", "Videos", "Timeline", "SQL"])
+    with search:
+        search_tab(catalog, settings, filters, limit)
+    with videos:
+        parts.videos_tab(catalog)
+    with timeline:
+        parts.timeline_tab(settings, options.cameras)
+    with sql:
+        parts.sql_tab(settings)
+
+
+main()

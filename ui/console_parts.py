@@ -1,0 +1,362 @@
+"""Parts of the search console (ui/console.py): the Videos, Timeline and SQL tabs, and the
+data and media helpers behind every tab.
+
+Everything the console shows comes from the catalog (ORM reads, or read-only SQL over the
+views) or from the Searcher; this module only shapes it into tables, charts and clips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func, select
+
+from footage.catalog import Camera, Detection, Segment, Video, VideoStatus
+from footage.db import Catalog
+from footage.settings import Settings
+from search.query import SearchResult
+from search.sql import QueryError, QueryResult, run_readonly
+
+# st.video reads the whole file into memory: bigger files are played as an excerpt.
+MAX_DIRECT_BYTES = 200 * 1024 * 1024
+_BROWSER_CODECS = {"h264", "vp8", "vp9", "av1"}
+_BROWSER_PIXELS = {"yuv420p", "yuvj420p"}
+_BROWSER_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm"}
+TIMELINE_MAX_ROWS = 200_000
+SCRATCH = Path(tempfile.gettempdir()) / "footage-console"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the sidebar filters can offer: what the catalog actually holds."""
+
+    cameras: tuple[str, ...]
+    labels: tuple[str, ...]
+    colors: tuple[str, ...]
+    first_at: datetime | None
+    last_at: datetime | None
+
+
+def choices(catalog: Catalog) -> Choices:
+    with catalog.engine.connect() as conn:
+        cameras = conn.execute(select(Camera.name).order_by(Camera.name)).scalars().all()
+        labels = conn.execute(select(Detection.label).distinct().order_by(Detection.label))
+        colors = conn.execute(
+            select(Detection.color)
+            .distinct()
+            .where(Detection.color.is_not(None))
+            .order_by(Detection.color)
+        )
+        first, last = conn.execute(
+            select(func.min(Segment.start_at), func.max(Segment.end_at))
+        ).one()
+        return Choices(
+            tuple(cameras),
+            tuple(labels.scalars()),
+            tuple(c for c in colors.scalars() if c),
+            _aware(first),
+            _aware(last),
+        )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Aggregates bypass the UTC column type on SQLite: naive there means UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def local_time(value: datetime) -> str:
+    """Wall-clock time in this machine's zone, the zone the filters are entered in."""
+    return f"{value.astimezone():%Y-%m-%d %H:%M:%S %Z}"
+
+
+def local_moment(day: date, at: time) -> datetime:
+    return datetime.combine(day, at).astimezone()
+
+
+def first_pts(catalog: Catalog, video_ids: set[int]) -> dict[int, float]:
+    """Seconds of the stream's first frame per video (0 when unknown)."""
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(
+            select(Video.id, Video.first_pts_s).where(Video.id.in_(sorted(video_ids)))
+        ).all()
+    return {vid: float(pts or 0.0) for vid, pts in rows}
+
+
+def video_table(catalog: Catalog) -> pd.DataFrame:
+    """The ingest queue and its outcome: one row per video, newest last."""
+    segments = (
+        select(Segment.video_id, func.count().label("n")).group_by(Segment.video_id).subquery()
+    )
+    query = (
+        select(Video, Camera.name, func.coalesce(segments.c.n, 0))
+        .join(Camera, Camera.id == Video.camera_id)
+        .outerjoin(segments, segments.c.video_id == Video.id)
+        .order_by(Video.id)
+    )
+    with catalog.unit_of_work() as session:
+        rows = session.execute(query).all()
+    items: list[dict[str, Any]] = []
+    for video, camera, n in rows:
+        duration = video.duration_s or 0.0
+        done = video.status == VideoStatus.DONE
+        share = 1.0 if done else (min(video.progress_s / duration, 1.0) if duration else 0.0)
+        items.append(
+            {
+                "id": video.id,
+                "camera": camera,
+                "file": Path(video.path).name,
+                "status": video.status,
+                "progress": share,
+                "seconds": f"{video.progress_s:.0f} of {duration:.0f} s" if duration else "-",
+                "segments": n,
+                "first frame at": local_time(video.started_at) if video.started_at else "-",
+                "note": video.error or video.warning or "",
+                "path": video.path,
+            }
+        )
+    columns = ["id", "camera", "file", "status", "progress", "seconds", "segments"]
+    return pd.DataFrame(items, columns=[*columns, "first frame at", "note", "path"])
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _utc_literal(value: datetime) -> str:
+    # '+00:00' sorts before '.': on SQLite the text comparison keeps the same boundaries.
+    return _quote(f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00:00")
+
+
+def latest_day(settings: Settings, camera: str) -> date | None:
+    """The local day of the camera's latest detection."""
+    result = run_readonly(
+        settings, f"SELECT max(at) FROM detections_v WHERE camera = {_quote(camera)}"
+    )
+    value = result.rows[0][0] if result.rows else None
+    if value is None:
+        return None
+    stamp = pd.to_datetime(value, utc=True).to_pydatetime()
+    return stamp.astimezone().date()
+
+
+def timeline(settings: Settings, camera: str, day: date) -> tuple[pd.DataFrame, bool]:
+    """Detections per local minute and label on one camera and day (long format: minute,
+    label, detections), and whether the rows were cut at TIMELINE_MAX_ROWS."""
+    begin = local_moment(day, time.min)
+    end = local_moment(day + timedelta(days=1), time.min)
+    result = run_readonly(
+        settings,
+        "SELECT at, label, count(*) AS n FROM detections_v "
+        f"WHERE camera = {_quote(camera)} AND at >= {_utc_literal(begin)} "
+        f"AND at < {_utc_literal(end)} GROUP BY at, label",
+        limit=TIMELINE_MAX_ROWS,
+    )
+    frame = pd.DataFrame(list(result.rows), columns=["at", "label", "n"])
+    columns = ["minute", "label", "detections"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns), result.truncated
+    stamps = pd.to_datetime(frame["at"], utc=True)
+    frame["minute"] = pd.to_datetime(
+        [s.to_pydatetime().astimezone().replace(tzinfo=None) for s in stamps]
+    ).floor("min")
+    per_minute = frame.groupby(["minute", "label"], as_index=False)["n"].sum()
+    per_minute.columns = columns
+    return per_minute.sort_values(columns[:2], ignore_index=True), result.truncated
+
+
+def query_frame(result: QueryResult) -> pd.DataFrame:
+    return pd.DataFrame(list(result.rows), columns=list(result.columns))
+
+
+def save_upload(name: str, data: bytes) -> Path:
+    """An uploaded example image as a file the Searcher can read (named by its content)."""
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    suffix = Path(name).suffix.lower() or ".jpg"
+    path = SCRATCH / f"upload-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def playable_in_browser(path: str) -> bool:
+    """Whether browsers decode this file as it is (H.264 4:2:0 in MP4, VP8/9/AV1 in WebM)."""
+    import av
+
+    file = Path(path)
+    if file.suffix.lower() not in _BROWSER_SUFFIXES or not file.is_file():
+        return False
+    if file.stat().st_size > MAX_DIRECT_BYTES:
+        return False
+    try:
+        with av.open(str(file)) as container:
+            ctx = container.streams.video[0].codec_context
+            pixels = ctx.format.name if ctx.format else None
+            return ctx.name in _BROWSER_CODECS and pixels in _BROWSER_PIXELS
+    except (av.error.FFmpegError, IndexError, OSError):
+        return False
+
+
+def clip_window(
+    result: SearchResult, before: float = 5.0, most: float = 60.0
+) -> tuple[float, float]:
+    """Seconds of the video to cut for a result: a little before its best second, the moment."""
+    begin = max(0.0, min(result.start_s, result.at_s - before), result.at_s - most / 2)
+    end = min(max(result.end_s, result.at_s + before), begin + most)
+    return begin, end
+
+
+def excerpt(video: str, begin: float, end: float, pts0: float, max_width: int = 960) -> Path:
+    """An H.264 MP4 of [begin, end) seconds (from the first frame) that any browser plays.
+
+    Cached by file, times and size; `pts0` is the stream's first PTS (videos.first_pts_s).
+    """
+    import av
+
+    source = Path(video)
+    stat = source.stat()
+    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{begin:.3f}|{end:.3f}|{max_width}"
+    out = SCRATCH / f"clip-{hashlib.sha256(key.encode()).hexdigest()[:20]}.mp4"
+    if out.exists():
+        return out
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".part")
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 25).limit_denominator(1001)
+        if stream.time_base:
+            src.seek(int((pts0 + begin) / stream.time_base), stream=stream, backward=True)
+        width = min(max_width, stream.codec_context.width) // 2 * 2
+        height = round(stream.codec_context.height * width / stream.codec_context.width) // 2 * 2
+        with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+            encoder = dst.add_stream("libx264", rate=rate)
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+            encoder.options = {"preset": "veryfast", "crf": "26"}
+            count = 0
+            for frame in src.decode(stream):
+                t = frame.time
+                if t is None or t < pts0 + begin - 1e-3:
+                    continue
+                if t >= pts0 + end:
+                    break
+                picture = frame.reformat(width=width, height=height, format="yuv420p")
+                picture.pts, picture.time_base = count, 1 / rate
+                count += 1
+                for packet in encoder.encode(picture):
+                    dst.mux(packet)
+            for packet in encoder.encode(None):
+                dst.mux(packet)
+    if count == 0:
+        partial.unlink(missing_ok=True)
+        raise ValueError(f"no frames between {begin:.1f} s and {end:.1f} s of {source.name}")
+    partial.rename(out)
+    return out
+
+
+# -- the Videos, Timeline and SQL tabs --------------------------------------------------
+def videos_tab(catalog: Catalog) -> None:
+    table = video_table(catalog)
+    if table.empty:
+        st.info("No videos yet: `footage ingest VIDEO --camera NAME`.")
+        return
+    busy = table[table["status"] == "processing"]
+    for row in busy.itertuples():
+        st.progress(float(row.progress), text=f"{row.camera}: {row.file}, {row.seconds}")
+    st.dataframe(
+        table.drop(columns=["path"]),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1),
+            "note": st.column_config.TextColumn("error / warning", width="large"),
+        },
+    )
+    if not busy.empty or (table["status"] == "pending").any():
+        st.button("Refresh")
+
+
+def timeline_tab(settings: Settings, cameras: tuple[str, ...]) -> None:
+    if not cameras:
+        st.info("No cameras yet.")
+        return
+    left, right = st.columns(2)
+    camera = left.selectbox("Camera", cameras, key="timeline_camera")
+    latest = latest_day(settings, camera)
+    if latest is None:
+        st.info(f"No detections on {camera} yet.")
+        return
+    day = right.date_input("Day", latest, key=f"timeline_day_{camera}")
+    if not isinstance(day, date):
+        return
+    per_minute, truncated = timeline(settings, camera, day)
+    if per_minute.empty:
+        st.info(f"No detections on {camera} on {day}.")
+        return
+    # One band per minute from the first to the last, empty minutes included.
+    first, last = per_minute["minute"].min(), per_minute["minute"].max()
+    minutes = list(pd.date_range(first, last, freq="min").strftime("%H:%M"))
+    data = per_minute.assign(time=per_minute["minute"].dt.strftime("%H:%M"))
+    chart = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "time:O",
+                title="minute",
+                scale=alt.Scale(domain=minutes),
+                axis=alt.Axis(labelAngle=0, labelOverlap="greedy"),
+            ),
+            y=alt.Y("sum(detections):Q", title="detections"),
+            color=alt.Color("label:N", title="object"),
+            tooltip=[
+                alt.Tooltip("time:O", title="minute"),
+                alt.Tooltip("label:N", title="object"),
+                alt.Tooltip("sum(detections):Q", title="detections"),
+            ],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+    st.caption(
+        f"Detections per minute and object ({settings.sample_fps:g} analysed frames per second,"
+        " so a person in view for a minute counts about "
+        f"{60 * settings.sample_fps:.0f})."
+    )
+    if truncated:
+        st.warning(f"Only the first {TIMELINE_MAX_ROWS} rows were read.")
+
+
+def sql_tab(settings: Settings) -> None:
+    st.caption("Read-only. Views: detections_v, segments_v, tracks_v (see the README).")
+    with st.form("sql_form", border=False):
+        query = st.text_area(
+            "SQL",
+            "SELECT camera, label, count(*) AS n FROM detections_v GROUP BY camera, label "
+            "ORDER BY n DESC",
+            key="sql",
+        )
+        limit_col, run_col = st.columns([1, 5], vertical_alignment="bottom")
+        limit = limit_col.number_input("Row limit", 1, 100_000, 1000, key="sql_limit")
+        if run_col.form_submit_button("Run", key="sql_run"):
+            try:
+                answer: QueryResult | str = run_readonly(settings, query, limit=int(limit))
+            except QueryError as exc:
+                answer = f"Query failed: {exc}"
+            st.session_state.sql_answer = answer  # kept while other widgets rerun the page
+    shown = st.session_state.get("sql_answer")
+    if isinstance(shown, str):
+        st.error(shown)
+    elif shown is not None:
+        st.dataframe(query_frame(shown), hide_index=True, width="stretch")
+        if shown.truncated:
+            st.warning(f"Only the first {len(shown.rows)} rows are shown.")
