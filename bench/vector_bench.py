@@ -13,7 +13,8 @@ For each size, in one process and run:
 * unfiltered: `search` latency (one query at a time) and recall@10 against exact scores;
 * filtered, per selectivity and filter kind, the planner's rule: at most 20,000 passing
   vectors -> `score_ids` with their ids (as SQL returns them), else `search_filtered` with a
-  numpy-mask `accept`; recall@10 against the exact top 10 among the passing vectors;
+  numpy-mask `accept` and `share` = passing / n; recall@10 against the exact top 10 among
+  the passing vectors;
 * baselines: numpy brute force (matrix @ q, argpartition; filtered: the same planner rule,
   gather the passing rows or mask the scores), and "top 100 then filter" on the same index;
 * at the largest IVF size, a sweep of nprobe (unfiltered recall and latency).
@@ -56,11 +57,10 @@ QUICK_SIZES = (10_000, 100_000)
 FloatArray = npt.NDArray[np.float32]
 IdArray = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
-Hits = tuple[npt.NDArray[np.float32], IdArray]
 
 DIM = 512
 K = 10
-PLANNER_MAX_IDS = 20_000  # the planner's `selective_max`
+SELECTIVE_MAX = 20_000  # the planner's default `selective_max`
 BASELINE_DEPTH = 100  # "top 100 then filter"
 SELECTIVITIES = (0.5, 0.1, 0.01, 0.001, 0.0001)
 FILTER_KINDS = ("camera", "time")
@@ -218,11 +218,8 @@ def make_queries(corpus: Corpus, rng: np.random.Generator, nq: int) -> tuple[Flo
 @dataclass(frozen=True)
 class Filter:
     mask: Mask  # by row
+    count: int  # rows that pass (the planner's COUNT)
     ids: IdArray | None  # the passing ids, when few enough for the planner to fetch them
-
-    @property
-    def count(self) -> int:
-        return len(self.ids) if self.ids is not None else int(np.count_nonzero(self.mask))
 
 
 def window(rng: np.random.Generator, corpus: Corpus, fraction: float) -> Mask:
@@ -242,13 +239,15 @@ def camera_mask(rng: np.random.Generator, corpus: Corpus, selectivity: float) ->
     return mask
 
 
-def make_filter(rng: np.random.Generator, corpus: Corpus, kind: str, selectivity: float) -> Filter:
+def make_filter(
+    rng: np.random.Generator, corpus: Corpus, kind: str, selectivity: float, selective_max: int
+) -> Filter:
     if kind == "camera":
         mask = camera_mask(rng, corpus, selectivity)
     else:
         mask = window(rng, corpus, selectivity)
     count = int(np.count_nonzero(mask))
-    return Filter(mask, corpus.ids[mask] if count <= PLANNER_MAX_IDS else None)
+    return Filter(mask, count, corpus.ids[mask] if count <= selective_max else None)
 
 
 # --- exact answers and recall --------------------------------------------------------------
@@ -295,10 +294,7 @@ def recall(row: FloatArray, expected: Truth, found: IdArray, filt: Filter | None
 
 def top_k(scores: FloatArray, k: int = K) -> npt.NDArray[np.intp]:
     """Indices of the k best finite scores, best first."""
-    if len(scores) > k:
-        part = np.argpartition(-scores, k)[:k]
-    else:
-        part = np.arange(len(scores))
+    part = np.argpartition(-scores, k)[:k] if len(scores) > k else np.arange(len(scores))
     best = part[np.argsort(-scores[part], kind="stable")]
     return best[np.isfinite(scores[best])]
 
@@ -318,7 +314,7 @@ class AcceptProbe:
 def footage_call(
     index: VectorIndex, q: FloatArray, filt: Filter | None, probes: list[AcceptProbe]
 ) -> Callable[[], IdArray]:
-    """The planner's choice for this filter."""
+    """The planner's choice for this filter (and its `share` hint to search_filtered)."""
     if filt is None:
         return lambda: index.search(q, K)[1]
     if filt.ids is not None:
@@ -326,7 +322,8 @@ def footage_call(
         return lambda: index.score_ids(q, ids, K)[1]
     probe = AcceptProbe(filt.mask)
     probes.append(probe)
-    return lambda: index.search_filtered(q, K, probe)[1]
+    share = filt.count / max(len(index), 1)
+    return lambda: index.search_filtered(q, K, probe, share=share)[1]
 
 
 def numpy_call(vectors: FloatArray, q: FloatArray, filt: Filter | None) -> Callable[[], IdArray]:
@@ -538,6 +535,7 @@ class Workload:
     kinds: list[str]
     scores: FloatArray  # exact, (queries, n)
     numpy_queries: int
+    selective_max: int
 
 
 def build_index(corpus: Corpus, data_s: float) -> tuple[VectorIndex, Build]:
@@ -612,7 +610,8 @@ def filtered_cases(work: Workload, rng: np.random.Generator) -> Iterator[Case]:
     for kind in FILTER_KINDS:
         for selectivity in SELECTIVITIES:
             filters: list[Filter | None] = [
-                make_filter(rng, work.corpus, kind, selectivity) for _ in range(len(work.queries))
+                make_filter(rng, work.corpus, kind, selectivity, work.selective_max)
+                for _ in range(len(work.queries))
             ]
             yield run_case(work, f"{kind} {selectivity:.2%}", kind, selectivity, filters)
 
@@ -628,9 +627,9 @@ def nprobe_sweep(work: Workload, values: Sequence[int]) -> list[SweepRow]:
         for nprobe in values:
             raw.nprobe = nprobe
             lat, found = run_timed([footage_call(work.index, q, None, []) for q in work.queries])
-            values_ = [recall(work.scores[i], e, found[i], None) for i, e in enumerate(expected)]
+            scored = [recall(work.scores[i], e, found[i], None) for i, e in enumerate(expected)]
             rows.append(
-                SweepRow(nprobe, lat, mean_recall(values_), recall_by_query(values_, work.kinds))
+                SweepRow(nprobe, lat, mean_recall(scored), recall_by_query(scored, work.kinds))
             )
     finally:
         raw.nprobe = default
@@ -650,9 +649,8 @@ def run_size(
     console.print(f"  data {data_s:.1f} s; building the index…")
     index, build = build_index(corpus, data_s)
     console.print(f"  build {build.build_s:.1f} s; exact scores and queries…")
-    work = Workload(
-        corpus, index, queries, kinds, exact_scores(corpus.vectors, queries), args.numpy_queries
-    )
+    scores = exact_scores(corpus.vectors, queries)
+    work = Workload(corpus, index, queries, kinds, scores, args.numpy_queries, args.selective_max)
     cases = [run_case(work, "unfiltered", "none", 1.0, [None] * len(queries))]
     cases.extend(filtered_cases(work, rng))
     rows = nprobe_sweep(work, sweep)
@@ -678,6 +676,10 @@ def fmt(value: float | None, digits: int = 3) -> str:
     if value is None or math.isnan(value):
         return "–"
     return f"{value:.{digits}f}"
+
+
+def times(value: float) -> str:
+    return f"{value:,.0f}×" if value >= 10 else f"{value:.2g}×"
 
 
 def ms(value: float) -> str:
@@ -710,7 +712,7 @@ def size_table(result: SizeResult) -> Table:
             fmt(case.recall),
             ms(case.numpy.p50_ms),
             ms(case.numpy.p95_ms),
-            f"{case.speedup:,.1f}×",
+            times(case.speedup),
             fmt(case.top100_recall),
             f"{case.largest_accept_batch:,}" if case.largest_accept_batch else "–",
         )
@@ -774,9 +776,10 @@ def ratio_line(result: SizeResult) -> str:
     low = min(filtered, key=lambda c: c.speedup)
     high = max(filtered, key=lambda c: c.speedup)
     return (
-        f"numpy brute force / footage, p50 latency: unfiltered {unfiltered.speedup:,.1f}× "
+        f"numpy brute force / footage, p50 latency: unfiltered {times(unfiltered.speedup)} "
         f"({unfiltered.numpy.p50_ms:.1f} vs {unfiltered.footage.p50_ms:.2f} ms); filtered "
-        f"{low.speedup:,.1f}× ({low.name}) to {high.speedup:,.1f}× ({high.name})"
+        f"{times(low.speedup)} ({low.name}: {low.numpy.p50_ms:.2f} vs "
+        f"{low.footage.p50_ms:.2f} ms) to {times(high.speedup)} ({high.name})"
     )
 
 
@@ -818,7 +821,6 @@ def write_json(
             "cpus": os.cpu_count(),
             "faiss": faiss.__version__,
             "numpy": np.__version__,
-            "faiss_threads": faiss.omp_get_max_threads(),
         },
         "settings": {
             "dim": DIM,
@@ -826,7 +828,8 @@ def write_json(
             "queries": args.queries,
             "numpy_queries": args.numpy_queries,
             "seed": args.seed,
-            "planner_max_ids": PLANNER_MAX_IDS,
+            "selective_max": args.selective_max,
+            "faiss_threads": faiss.omp_get_max_threads(),
             "baseline_depth": BASELINE_DEPTH,
             "index_params": asdict(IndexParams()),
         },
@@ -864,6 +867,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=parse_ints,
         default=NPROBE_SWEEP,
         help="nprobe values tried at the largest IVF size ('' to skip)",
+    )
+    parser.add_argument(
+        "--selective-max",
+        type=int,
+        default=SELECTIVE_MAX,
+        help="the planner's threshold: at most this many passing vectors -> score_ids",
     )
     parser.add_argument(
         "--faiss-threads", type=int, default=0, help="OpenMP threads for faiss (0: its default)"

@@ -150,3 +150,22 @@ def test_ivf_snapshot_round_trip(tmp_path: Path) -> None:
     assert np.array_equal(np.sort(loaded.ids), ids)
     scores, found = loaded.score_ids(vectors[5], np.array([15, 16, 99999]), 2)
     assert found.tolist()[0] == 15 and scores[0] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("exact_max", [10**6, 100])  # flat and IVF
+@pytest.mark.parametrize("candidates", [50, 2500])  # gathered, and selector search
+def test_score_ids_is_exact(exact_max: int, candidates: int) -> None:
+    from search.vector_index import IndexParams, VectorIndex
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(6000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 6001, dtype=np.int64) * 2
+    index = VectorIndex.build(ids, vectors, IndexParams(exact_max=exact_max, nprobe=1))
+    chosen = rng.choice(ids, candidates, replace=False)
+    q = vectors[17]
+    scores, found = index.score_ids(q, np.append(chosen, [999_999]), 10)
+    truth = vectors[chosen // 2 - 1] @ q
+    order = np.argsort(-truth)[:10]
+    assert found.tolist() == chosen[order].tolist()
+    assert np.allclose(scores, truth[order], atol=1e-5)

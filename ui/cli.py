@@ -15,9 +15,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from sqlalchemy import func, select
 
-from footage.catalog import Camera, Segment, Video, VideoStatus
+from footage.catalog import VideoStatus
 from footage.db import Catalog, current_revision, make_engine, upgrade
 from footage.settings import Settings
 
@@ -148,22 +147,12 @@ def videos(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What is indexed, in progress, or failed, and why."""
+    from search.videos import list_videos
+
     catalog = Catalog(_settings())
-    segments = (
-        select(Segment.video_id, func.count().label("n")).group_by(Segment.video_id).subquery()
-    )
-    query = (
-        select(Video, Camera.name, func.coalesce(segments.c.n, 0))
-        .join(Camera, Camera.id == Video.camera_id)
-        .outerjoin(segments, segments.c.video_id == Video.id)
-        .order_by(Video.id)
-    )
-    if status:
-        query = query.where(Video.status == status)
-    with catalog.unit_of_work() as session:
-        rows = session.execute(query).all()
+    rows = list_videos(catalog, status)
     catalog.dispose()
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "id": v.id,
             "camera": cam,

@@ -25,6 +25,7 @@ from footage.db import Catalog
 from footage.settings import Settings
 from search.query import SearchResult
 from search.sql import QueryError, QueryResult, run_readonly
+from search.videos import list_videos
 
 # st.video reads the whole file into memory: bigger files are played as an excerpt.
 MAX_DIRECT_BYTES = 200 * 1024 * 1024
@@ -95,19 +96,8 @@ def first_pts(catalog: Catalog, video_ids: set[int]) -> dict[int, float]:
 
 def video_table(catalog: Catalog) -> pd.DataFrame:
     """The ingest queue and its outcome: one row per video, newest last."""
-    segments = (
-        select(Segment.video_id, func.count().label("n")).group_by(Segment.video_id).subquery()
-    )
-    query = (
-        select(Video, Camera.name, func.coalesce(segments.c.n, 0))
-        .join(Camera, Camera.id == Video.camera_id)
-        .outerjoin(segments, segments.c.video_id == Video.id)
-        .order_by(Video.id)
-    )
-    with catalog.unit_of_work() as session:
-        rows = session.execute(query).all()
     items: list[dict[str, Any]] = []
-    for video, camera, n in rows:
+    for video, camera, n in list_videos(catalog):
         duration = video.duration_s or 0.0
         done = video.status == VideoStatus.DONE
         share = 1.0 if done else (min(video.progress_s / duration, 1.0) if duration else 0.0)
