@@ -47,6 +47,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
+from footage.settings import Settings
 from search.vector_index import IndexParams, VectorIndex
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +61,7 @@ Mask = npt.NDArray[np.bool_]
 
 DIM = 512
 K = 10
-SELECTIVE_MAX = 20_000  # the planner's default `selective_max`
+SELECTIVE_MAX: int = Settings.model_fields["selective_max"].default  # the planner's default
 BASELINE_DEPTH = 100  # "top 100 then filter"
 SELECTIVITIES = (0.5, 0.1, 0.01, 0.001, 0.0001)
 FILTER_KINDS = ("camera", "time")
