@@ -47,6 +47,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.table import Table
 
+from bench.contention import ContentionMeter
 from footage.settings import Settings
 from search.vector_index import IndexParams, VectorIndex
 
@@ -428,33 +429,6 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_bytes())
-
-
-def machine_busy_s() -> float | None:
-    """CPU seconds used so far by everything on the machine (Linux /proc/stat), or None."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[1:8])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-class ContentionMeter:
-    """How many cores other processes kept busy since it was made."""
-
-    def __init__(self) -> None:
-        self._machine = machine_busy_s()
-        self._own = time.process_time()
-        self._wall = time.perf_counter()
-
-    def other_cores(self) -> float | None:
-        machine = machine_busy_s()
-        wall = time.perf_counter() - self._wall
-        if machine is None or self._machine is None or wall <= 0:
-            return None
-        others = (machine - self._machine) - (time.process_time() - self._own)
-        return max(0.0, others / wall)
 
 
 # --- results -------------------------------------------------------------------------------
