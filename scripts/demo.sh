@@ -10,6 +10,9 @@ shared="${FOOTAGE_SHARED_DIR:-../shared}"
 # it is there, else the default (ultralytics yolo11n.pt, downloaded on first use).
 if [ -z "${FOOTAGE_DETECTOR:-}" ] && [ -f "$shared/models/centernet_mb3_coco.json" ]; then
   export FOOTAGE_DETECTOR="onnx:$shared/models/centernet_mb3_coco.json"
+  # That is the offline development setup: model hubs are unreachable, so say so up front
+  # (loaders then fail at once instead of retrying for a minute).
+  export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" YOLO_OFFLINE="${YOLO_OFFLINE:-1}"
 fi
 
 clips=("$@")
