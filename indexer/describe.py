@@ -80,7 +80,7 @@ def seen_at_once(frames: tuple[AnalysedFrame, ...]) -> str:
 
 def check_summary(frames: tuple[AnalysedFrame, ...]) -> str:
     at_once = seen_at_once(frames)
-    return f"up to {at_once} were visible" if at_once else "the scene was empty"
+    return f"it saw up to {at_once}" if at_once else "the scene was empty"
 
 
 def describe_segment(facts: SegmentFacts) -> str:

@@ -33,4 +33,6 @@ footage videos
 footage sql "SELECT label, color, count(*) AS detections, count(DISTINCT track_id) AS tracks
              FROM detections_v GROUP BY label, color ORDER BY detections DESC" --limit 15
 footage sql "SELECT start_at, end_at, description FROM segments_v ORDER BY start_at LIMIT 4"
+footage search "people walking" --limit 3
+footage search "empty pavement" --limit 2
 echo "Catalog, thumbnails and crops are in ${FOOTAGE_DATA_DIR:-./footage-data}."
