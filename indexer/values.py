@@ -52,10 +52,6 @@ class Detections:
         if len(self.track_no) not in (0, n) or len(self.color) not in (0, n):
             raise ValueError("track_no and color must be empty or one per detection")
 
-    @classmethod
-    def empty(cls) -> Detections:
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), ())
-
     def __len__(self) -> int:
         return len(self.label)
 

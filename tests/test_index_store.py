@@ -98,7 +98,9 @@ def test_built_saved_caught_up_and_reloaded(
     assert ids.tolist() == [10] and scores[0] == pytest.approx(1.0)
 
     _add(catalog, range(101, 121), seed=2)
-    assert len(store.get(KEY)) == 120  # caught up by watermark
+    caught_up = store.get(KEY)
+    assert len(caught_up) == 120  # caught up by watermark
+    assert caught_up.ids.tolist() == list(range(1, 121))
     reopened = IndexStore(catalog, settings.model_copy(update={"exact_index_max": 150}))
     assert len(reopened.get(KEY)) == 120  # from the snapshot
 
