@@ -12,6 +12,7 @@ from footage.catalog import Camera, Detection, Segment, Track, Video
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.detectors.classes import COCO80
+from indexer.vectors import track_sentence
 from search.query import SearchRequest, SearchResult
 
 
@@ -161,8 +162,6 @@ def build_results(
         started = row.started_at
         why = segment.description
         if track is not None:
-            from indexer.vectors import track_sentence
-
             why = track_sentence(track, row.name)
         results.append(
             SearchResult(
