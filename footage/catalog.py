@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -60,9 +61,9 @@ class Camera(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class VideoStatus:
-    PENDING = "pending"
-    PROCESSING = "processing"
+class VideoStatus(StrEnum):
+    QUEUED = "queued"  # recorded by `ingest --queue`; a worker will take it
+    PROCESSING = "processing"  # claimed by one ingest, whose lease says whether it is alive
     DONE = "done"
     FAILED = "failed"
 
@@ -83,13 +84,28 @@ class Video(Base):
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     codec: Mapped[str | None] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default=VideoStatus.PENDING)
+    status: Mapped[str] = mapped_column(String(16), default=VideoStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(Text)
     warning: Mapped[str | None] = mapped_column(Text)
     progress_s: Mapped[float] = mapped_column(Float, default=0.0)
     detector: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The file as it was hashed: a later ingest of the same path compares these to tell a
+    # grown recording (same video, more content) from an unchanged one without re-reading.
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    # One ingest at a time per video: the claim's owner, its token, and a lease the owner
+    # renews while it works. A claim whose lease ran out is taken over.
+    claim_owner: Mapped[str | None] = mapped_column(String(300))
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The queue: the task that should be doing this video, and when it was last sent.
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_videos_status", "status"),)
 
 
 class Segment(Base):

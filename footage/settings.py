@@ -68,6 +68,59 @@ class Settings(BaseSettings):
     image_weight: float = Field(0.5, ge=0.0, le=1.0, description="Image view's share in fusion.")
     onnx_threads: int = Field(0, ge=0, description="0: onnxruntime decides.")
 
+    # -- the users' SQL (footage sql, the console's SQL tab) ---------------------------
+    sql_timeout_s: float = Field(
+        30.0, gt=0.0, le=3600.0, description="A user's SQL query is stopped after this long."
+    )
+    sql_max_rows: int = Field(
+        10_000, ge=1, le=10_000_000, description="At most this many rows; --limit only lowers it."
+    )
+    sql_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="At most this many bytes of result values."
+    )
+    sql_reader_url: str | None = Field(
+        None,
+        description="PostgreSQL: the read-only role users' SQL runs as (default: the role the "
+        "migrations create; set this where the app's role cannot create roles).",
+    )
+
+    # -- claims and the queue -----------------------------------------------------------
+    lease_s: float = Field(
+        60.0,
+        ge=1.0,
+        description="A claim not renewed for this long is stale and taken over "
+        "(the owner renews it every third of it).",
+    )
+    sweep_interval_s: float = Field(
+        60.0, ge=0.5, description="Workers re-send lost work (queued, stale) this often."
+    )
+    requeue_grace_s: float = Field(
+        60.0, ge=0.0, description="Queued videos younger than this are not re-sent."
+    )
+    task_time_limit_s: float = Field(
+        6 * 3600.0, ge=60.0, description="A worker's ingest of one file is stopped after this."
+    )
+    stable_s: float = Field(
+        5.0,
+        ge=0.0,
+        description="A file unchanged for this long is complete (not still "
+        "being written by a recorder).",
+    )
+    stable_wait_s: float = Field(
+        600.0, ge=0.0, description="How long ingest waits for a growing file to be complete."
+    )
+
+    # -- limits on what users give ------------------------------------------------------
+    max_image_pixels: int = Field(
+        40_000_000, ge=1, description="Example images larger than this are refused unread."
+    )
+    max_image_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Example image files larger than this are refused."
+    )
+    excerpt_cache_mb: int = Field(
+        512, ge=1, description="The console's cache of playable excerpts, evicted oldest first."
+    )
+
     @field_validator("detector")
     @classmethod
     def _detector_has_backend(cls, value: str) -> str:
@@ -81,6 +134,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'footage.db').resolve()}"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Private, disposable files (playable excerpts, uploads), per installation."""
+        return self.data_dir / "cache"
 
     @property
     def media_dir(self) -> Path:

@@ -1,0 +1,23 @@
+"""Domain errors: each message says what went wrong and how to fix it.
+
+The command line and the console catch `FootageError` and show its message (exit code 2
+for bad input); anything else is a bug and is reported as one.
+"""
+
+from __future__ import annotations
+
+
+class FootageError(Exception):
+    """Base of every error a user may see; the message is for them."""
+
+
+class InvalidInput(FootageError, ValueError):
+    """Something the user gave (a query, a name, a time, an image, an id) is not usable."""
+
+
+class NotFound(FootageError, LookupError):
+    """What the user named (a segment, a video, a camera) is not in the catalog."""
+
+
+class Unavailable(FootageError):
+    """A service or model that the request needs cannot be reached or loaded."""
