@@ -107,6 +107,14 @@ class Video(Base):
 
     __table_args__ = (Index("ix_videos_status", "status"),)
 
+    def claim_is_live(self, at: datetime | None = None) -> bool:
+        """Whether an ingest holds this video now (processing, and its lease runs)."""
+        return (
+            self.status == VideoStatus.PROCESSING
+            and self.lease_until is not None
+            and self.lease_until > (at or datetime.now(UTC))
+        )
+
 
 class Segment(Base):
     __tablename__ = "segments"

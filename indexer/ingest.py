@@ -1,9 +1,12 @@
 """The ingest use case: one video file in, its catalog rows out, exactly once.
 
-A video is known by its content hash. Segments are committed as they are analysed, so a
-long video becomes searchable while it is being ingested; a re-run of a video that did not
-finish (crash, kill, failure) first removes what the earlier run wrote, so there is always
-exactly one complete set of rows.
+A video is known by its content hash. The file is taken once it is complete (nothing wrote
+to it for `stable_s`), hashed, and its video claimed (indexer/claims.py): one ingest per
+video at a time, whatever the number of commands and workers. Segments are committed as
+they are analysed, each transaction renewing the claim first, so a long video becomes
+searchable while it is ingested; a re-run of a video that did not finish (crash, kill,
+failure) replaces what the earlier run wrote, so there is always exactly one complete set
+of rows. A file that changed while it was ingested is ingested again, as the same video.
 """
 
 from __future__ import annotations
@@ -11,22 +14,40 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from footage.catalog import Camera, Video, VideoStatus
 from footage.db import Catalog
 from footage.settings import Settings
+from indexer.claims import (
+    AlreadyDone,
+    Busy,
+    Claim,
+    ClaimLost,
+    Claims,
+    FileTarget,
+    Heartbeat,
+    owner_name,
+)
 from indexer.decode import FrameSampler, probe
 from indexer.detectors import Detector, DetectorUnavailable, load_detector
 from indexer.errors import VideoUnreadable
+from indexer.files import (
+    FileState,
+    StillGrowing,
+    Waiting,
+    fingerprint,
+    wait_until_stable,
+)
 from indexer.pipeline import AnalysisPolicy, VideoAnalysis
-from indexer.store import SegmentWriter, forget_contents
+from indexer.store import SegmentWriter
 from indexer.values import VideoInfo
 from indexer.vectors import VectorWriter
 
@@ -58,6 +79,14 @@ VIDEO_SUFFIXES = frozenset(
 )
 
 
+class IngestStatus(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # already indexed
+    BUSY = "busy"  # another live ingest has it
+    WAITING = "waiting"  # the file is still being written
+
+
 @dataclass(frozen=True)
 class IngestRequest:
     path: Path
@@ -68,7 +97,7 @@ class IngestRequest:
 @dataclass(frozen=True)
 class IngestOutcome:
     path: Path
-    status: str  # done | failed | skipped
+    status: IngestStatus
     message: str
     video_id: int | None = None
     duration_s: float = 0.0
@@ -77,15 +106,19 @@ class IngestOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.status != VideoStatus.FAILED
+        return self.status != IngestStatus.FAILED
+
+
+@dataclass(frozen=True)
+class _Changed:
+    """The file changed while it was ingested: ingest it again."""
+
+
+MAX_ROUNDS = 5  # a file that changes this many times during its ingest is given up on
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return fingerprint(path).sha256
 
 
 def choose_start(request: IngestRequest, info: VideoInfo | None) -> tuple[datetime, str]:
@@ -118,13 +151,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _camera(session: Session, name: str) -> Camera:
+def camera_row(session: Session, name: str) -> Camera:
     camera = session.scalar(select(Camera).where(Camera.name == name))
     if camera is None:
         camera = Camera(name=name, created_at=_now())
         session.add(camera)
         session.flush()
     return camera
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for `footage videos`: never a whole SQL statement or traceback."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 class Ingestor:
@@ -155,73 +195,112 @@ class Ingestor:
             self._detector = load_detector(self.settings)
         return self._detector
 
-    def ingest(self, request: IngestRequest, progress: Progress | None = None) -> IngestOutcome:
+    def ingest(
+        self,
+        request: IngestRequest,
+        progress: Progress | None = None,
+        *,
+        queued_id: int | None = None,
+        task_id: str | None = None,
+        waiting: Waiting | None = None,
+    ) -> IngestOutcome:
+        """Ingest one file. `queued_id` is its row when it came through the queue."""
         path = request.path.expanduser().absolute()
-        try:
-            sha = file_sha256(path)
-        except OSError as exc:
-            reason = f"unreadable file: {exc.strerror or exc}"
-            return self._fail_unhashed(path, request.camera, reason)
-        claimed = self._claim(path, sha, request.camera)
-        if isinstance(claimed, IngestOutcome):
-            return claimed
-        video_id = claimed
-        try:
-            info = probe(path)
-            detector = self.detector
-        except (VideoUnreadable, DetectorUnavailable) as exc:
-            return self._fail(video_id, path, str(exc))
-        started_at, source = choose_start(request, info)
-        try:
-            return self._analyse(
-                video_id, path, request.camera, info, detector, started_at, source, progress
-            )
-        except KeyboardInterrupt:
-            self._fail(video_id, path, "interrupted; run the ingest again to finish it")
-            raise
-        except VideoUnreadable as exc:
-            return self._fail(video_id, path, str(exc))
-        except Exception as exc:
-            log.exception("ingest of %s failed", path)
-            return self._fail(video_id, path, f"{type(exc).__name__}: {exc}")
+        claims = Claims(self.catalog, self.settings.lease_s, owner_name(task_id))
+        held: Claim | None = None
+        if queued_id is not None:
+            got = claims.hold_queued(queued_id)
+            if not isinstance(got, Claim):
+                return _not_ours(path, got)
+            held = got
+        for _ in range(MAX_ROUNDS):
+            outcome = self._ingest_once(request, path, claims, held, progress, waiting)
+            if not isinstance(outcome, _Changed):
+                return outcome
+            held = None
+            log.info("%s changed while it was ingested; ingesting it again", path)
+        return IngestOutcome(
+            path,
+            IngestStatus.FAILED,
+            f"the file changed during each of {MAX_ROUNDS} ingests; ingest it when complete",
+        )
 
-    def _claim(self, path: Path, sha: str, camera_name: str) -> int | IngestOutcome:
-        """The video's id, ready for (re)processing, or the outcome if there is nothing to do."""
-        try:
+    def _ingest_once(
+        self,
+        request: IngestRequest,
+        path: Path,
+        claims: Claims,
+        held: Claim | None,
+        progress: Progress | None,
+        waiting: Waiting | None,
+    ) -> IngestOutcome | _Changed:
+        with Heartbeat(claims, held) if held else nullcontext():
+            try:
+                wait_until_stable(
+                    path, self.settings.stable_s, self.settings.stable_wait_s, waiting
+                )
+                fp = fingerprint(path, self._earlier_sizes(path))
+            except StillGrowing as exc:
+                if held is not None:
+                    self._requeue(claims, held, str(exc))
+                return IngestOutcome(
+                    path, IngestStatus.WAITING, str(exc), held.video_id if held else None
+                )
+            except OSError as exc:
+                reason = f"unreadable file: {exc.strerror or exc}"
+                if held is not None:
+                    return self._fail(claims, held, path, reason)
+                return self._fail_unhashed(path, request.camera, reason)
             with self.catalog.unit_of_work() as session:
-                video = session.scalar(select(Video).where(Video.sha256 == sha))
-                if video is not None and video.status == VideoStatus.DONE:
-                    return IngestOutcome(
-                        path,
-                        "skipped",
-                        f"already indexed as video {video.id} ({video.path})",
-                        video.id,
-                        video.duration_s or 0.0,
-                    )
-                camera = _camera(session, camera_name)
-                if video is None:
-                    video = Video(sha256=sha, created_at=_now(), progress_s=0.0)
-                    session.add(video)
-                else:
-                    forget_contents(session, video.id)
-                video.camera_id = camera.id
-                video.path = str(path)
-                video.size_bytes = path.stat().st_size
-                video.status = VideoStatus.PROCESSING
-                video.error = video.warning = None
-                video.progress_s = 0.0
-                video.detector = self.settings.detector
-                video.updated_at = _now()
-                session.flush()
-                return video.id
-        except IntegrityError:
-            return IngestOutcome(
-                path, "skipped", "the same content is being ingested by another worker"
+                camera_id = camera_row(session, request.camera).id
+            got = claims.acquire(FileTarget(path, camera_id, fp), held)
+        if not isinstance(got, Claim):
+            return _not_ours(path, got)
+        claim = got
+        with Heartbeat(claims, claim) as beat:
+            try:
+                info = probe(path)
+                detector = self.detector
+            except (VideoUnreadable, DetectorUnavailable) as exc:
+                return self._fail(claims, claim, path, str(exc))
+            started_at, source = choose_start(request, info)
+            try:
+                return self._analyse(
+                    claims,
+                    claim,
+                    beat,
+                    path,
+                    request.camera,
+                    info,
+                    detector,
+                    started_at,
+                    source,
+                    progress,
+                    fp.state,
+                )
+            except ClaimLost as exc:
+                return IngestOutcome(path, IngestStatus.BUSY, str(exc), claim.video_id)
+            except KeyboardInterrupt:
+                self._fail(claims, claim, path, "interrupted; run the ingest again to finish it")
+                raise
+            except VideoUnreadable as exc:
+                return self._fail(claims, claim, path, str(exc))
+            except Exception as exc:
+                log.exception("ingest of %s failed", path)
+                return self._fail(claims, claim, path, _reason(exc))
+
+    def _earlier_sizes(self, path: Path) -> list[int]:
+        """Sizes of rows filed under this path: the file may be one of them, grown."""
+        with self.catalog.engine.connect() as conn:
+            return list(
+                conn.execute(select(Video.size_bytes).where(Video.path == str(path))).scalars()
             )
 
     def _analyse(
         self,
-        video_id: int,
+        claims: Claims,
+        claim: Claim,
+        beat: Heartbeat,
         path: Path,
         camera: str,
         info: VideoInfo,
@@ -229,14 +308,23 @@ class Ingestor:
         started_at: datetime,
         source: str,
         progress: Progress | None,
-    ) -> IngestOutcome:
+        hashed: FileState,
+    ) -> IngestOutcome | _Changed:
         settings = self.settings
         with self.catalog.unit_of_work() as session:
-            video = session.get_one(Video, video_id)
-            video.started_at, video.start_source = started_at, source
-            video.codec, video.width, video.height = info.codec, info.width, info.height
-            video.fps, video.duration_s = info.fps, info.declared_duration_s
-            video.detector = detector.name
+            claims.renew(
+                session,
+                claim,
+                started_at=started_at,
+                start_source=source,
+                codec=info.codec,
+                width=info.width,
+                height=info.height,
+                fps=info.fps,
+                duration_s=info.declared_duration_s,
+                detector=detector.name,
+            )
+            video = session.get_one(Video, claim.video_id)
         sampler = FrameSampler(
             path,
             sample_fps=settings.sample_fps,
@@ -256,50 +344,62 @@ class Ingestor:
         segments = 0
         vectors = self.vectors
         for result in analysis:
+            beat.check()
             with self.catalog.unit_of_work() as session:
+                claims.renew(session, claim, progress_s=result.end_s)
                 segment = writer.write(session, result)
                 vectors.segments(session, [segment], [result.thumbnail])
-                video = session.get_one(Video, video_id)
-                video.progress_s = result.end_s
-                video.updated_at = _now()
             segments += 1
             if progress:
                 progress(result.end_s, max(total, result.end_s))
+        if FileState.of(path) != hashed:
+            self._fail(claims, claim, path, "the file changed while it was ingested; redoing it")
+            return _Changed()
         truncated = truncation(info, sampler.duration_s)
         with self.catalog.unit_of_work() as session:
-            vectors.tracks(session, video_id)
-            video = session.get_one(Video, video_id)
-            video.status = VideoStatus.FAILED if truncated else VideoStatus.DONE
-            video.error = truncated
-            video.duration_s = sampler.duration_s
-            video.first_pts_s = sampler.first_pts_s
-            video.progress_s = sampler.duration_s
-            video.warning = "; ".join(sampler.warnings) or None
-            video.updated_at = _now()
+            claims.renew(session, claim)
+            vectors.tracks(session, claim.video_id)
+            claims.release(
+                session,
+                claim,
+                VideoStatus.FAILED if truncated else VideoStatus.DONE,
+                error=truncated,
+                duration_s=sampler.duration_s,
+                first_pts_s=sampler.first_pts_s,
+                progress_s=sampler.duration_s,
+                warning="; ".join(sampler.warnings) or None,
+            )
         if progress:
             progress(sampler.duration_s, sampler.duration_s)
-        if truncated:
-            return IngestOutcome(
-                path, VideoStatus.FAILED, truncated, video_id, sampler.duration_s, segments, source
-            )
-        message = f"{segments} segments, {sampler.duration_s:.1f} s, start from {source}"
+        status = IngestStatus.FAILED if truncated else IngestStatus.DONE
+        message = (
+            truncated or f"{segments} segments, {sampler.duration_s:.1f} s, start from {source}"
+        )
         return IngestOutcome(
-            path, VideoStatus.DONE, message, video_id, sampler.duration_s, segments, source
+            path, status, message, claim.video_id, sampler.duration_s, segments, source
         )
 
-    def _fail(self, video_id: int, path: Path, reason: str) -> IngestOutcome:
-        with self.catalog.unit_of_work() as session:
-            video = session.get_one(Video, video_id)
-            video.status = VideoStatus.FAILED
-            video.error = reason
-            video.updated_at = _now()
-        return IngestOutcome(path, VideoStatus.FAILED, reason, video_id)
+    def _fail(self, claims: Claims, claim: Claim, path: Path, reason: str) -> IngestOutcome:
+        try:
+            with self.catalog.unit_of_work() as session:
+                claims.release(session, claim, VideoStatus.FAILED, error=reason)
+        except ClaimLost as exc:
+            return IngestOutcome(path, IngestStatus.BUSY, str(exc), claim.video_id)
+        return IngestOutcome(path, IngestStatus.FAILED, reason, claim.video_id)
+
+    def _requeue(self, claims: Claims, claim: Claim, reason: str) -> None:
+        """A queued file that is still being written goes back to the queue, for later."""
+        try:
+            with self.catalog.unit_of_work() as session:
+                claims.release(session, claim, VideoStatus.QUEUED, warning=reason)
+        except ClaimLost:
+            pass
 
     def _fail_unhashed(self, path: Path, camera_name: str, reason: str) -> IngestOutcome:
         """A file that cannot even be read is recorded by path, so `videos` can show it."""
         sha = "unreadable:" + hashlib.sha256(str(path).encode()).hexdigest()[:53]
         with self.catalog.unit_of_work() as session:
-            camera = _camera(session, camera_name)
+            camera = camera_row(session, camera_name)
             video = session.scalar(select(Video).where(Video.sha256 == sha))
             if video is None:
                 video = Video(
@@ -309,7 +409,23 @@ class Ingestor:
             video.camera_id = camera.id
             video.status, video.error, video.updated_at = VideoStatus.FAILED, reason, _now()
             session.flush()
-            return IngestOutcome(path, VideoStatus.FAILED, reason, video.id)
+            return IngestOutcome(path, IngestStatus.FAILED, reason, video.id)
+
+
+def _not_ours(path: Path, other: Busy | AlreadyDone | None) -> IngestOutcome:
+    if isinstance(other, Busy):
+        return IngestOutcome(
+            path, IngestStatus.BUSY, f"{other.message}; not started again", other.video_id
+        )
+    if isinstance(other, AlreadyDone):
+        return IngestOutcome(
+            path,
+            IngestStatus.SKIPPED,
+            f"already indexed as video {other.video_id} ({other.path})",
+            other.video_id,
+            other.duration_s,
+        )
+    return IngestOutcome(path, IngestStatus.SKIPPED, "already handled by another task")
 
 
 def make_vector_writer(settings: Settings, notices: list[str]) -> VectorWriter:

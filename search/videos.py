@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
 
-from footage.catalog import Camera, Segment, Video
+from footage.catalog import Camera, Segment, Video, VideoStatus
 from footage.db import Catalog
 
 
@@ -23,3 +25,26 @@ def list_videos(catalog: Catalog, status: str | None = None) -> list[tuple[Video
         query = query.where(Video.status == status)
     with catalog.unit_of_work() as session:
         return [(v, cam, int(n)) for v, cam, n in session.execute(query).all()]
+
+
+def _ago(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "?"
+    seconds = max(0.0, (now - at).total_seconds())
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def activity(video: Video, now: datetime | None = None) -> tuple[str, str]:
+    """(state, detail) as people read it: `processing` only while a live ingest holds the
+    video; a claim whose lease ran out (its ingest died or hung) is `stale`."""
+    now = now or datetime.now(UTC)
+    if video.status == VideoStatus.QUEUED:
+        return "queued", f"queued {_ago(video.queued_at, now)} ago"
+    if video.status != VideoStatus.PROCESSING:
+        return str(video.status), ""
+    if video.claim_is_live(now):
+        return "processing", f"by {video.claim_owner}, alive {_ago(video.heartbeat_at, now)} ago"
+    return "stale", (
+        f"no sign of life from {video.claim_owner} for {_ago(video.heartbeat_at, now)}; "
+        "a worker or the next ingest of the file takes it over"
+    )

@@ -81,8 +81,9 @@ def module_database_url(
 def make_settings(
     data_dir: Path, database_url: str | None, spec: Path, **overrides: object
 ) -> Settings:
-    """Ingest tests run without CLIP (no weights exist here) unless they ask for it."""
-    values: dict[str, object] = {"embed_images": False, **overrides}
+    """Ingest tests run without CLIP (no weights exist here) unless they ask for it, and
+    take files written a moment ago (copies, cut files) at once unless they test that."""
+    values: dict[str, object] = {"embed_images": False, "stable_s": 0.0, **overrides}
     return Settings(
         data_dir=data_dir,
         database_url=database_url,

@@ -12,9 +12,11 @@ from sqlalchemy import select
 
 from footage.catalog import Video
 from footage.db import Catalog
+from footage.errors import Unavailable
 from indexer.ingest import IngestRequest
 from tests.conftest import REDIS_URL, _pg_database, clip, make_settings
-from workers.app import enqueue, make_celery, worker_app
+from workers.app import make_celery, worker_app
+from workers.enqueue import enqueue
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -36,23 +38,34 @@ def test_queue_ingests_good_files_and_records_bad_ones(
     good = clip("intel_worker-zone_480x270_from-gif.mp4")
 
     client = make_celery(settings)
-    ids = [enqueue(client, IngestRequest(p, "dock")) for p in (corrupt, good, good)]
+    catalog = Catalog(settings)
+    report = enqueue(catalog, client, [IngestRequest(p, "dock") for p in (corrupt, good, good)])
+    assert [q.path for q in report.sent] == [corrupt, good] and not report.unsent
+    assert [q.note for q in report.already] == [
+        f"already queued as video {report.sent[1].video_id}"
+    ]
+    with catalog.unit_of_work() as session:  # listed at once, before any worker runs
+        queued = {Path(v.path).name: v.status for v in session.scalars(select(Video))}
+    assert queued == {"corrupt.mp4": "queued", good.name: "queued"}
+
     app = worker_app(settings)
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        results = [client.AsyncResult(i).get(timeout=180) for i in ids]
+        results = [client.AsyncResult(q.task_id).get(timeout=180) for q in report.sent]
 
-    assert [r["status"] for r in results] == ["failed", "done", "skipped"]
+    assert [r["status"] for r in results] == ["failed", "done"]
     assert results[0]["message"] == "no decodable video frames in the file"
-    catalog = Catalog(settings)
+    assert [r["video_id"] for r in results] == [q.video_id for q in report.sent]
     with catalog.unit_of_work() as session:
         videos = {Path(v.path).name: v for v in session.scalars(select(Video))}
+    assert len(videos) == 2
     assert videos["corrupt.mp4"].status == "failed"
     assert videos[good.name].status == "done" and videos[good.name].duration_s == pytest.approx(
         4.73, abs=0.1
     )
+    assert videos[good.name].claim_token is None and videos[good.name].lease_until is None
     catalog.dispose()
 
 
 def test_queue_needs_a_broker(tmp_path: Path, onnx_spec: Path) -> None:
-    with pytest.raises(ValueError, match="FOOTAGE_BROKER_URL"):
+    with pytest.raises(Unavailable, match="FOOTAGE_BROKER_URL"):
         make_celery(make_settings(tmp_path, None, onnx_spec))

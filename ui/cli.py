@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from footage.catalog import VideoStatus
 from footage.db import Catalog, current_revision, make_engine, upgrade
 from footage.settings import Settings
 
@@ -98,11 +97,7 @@ def ingest(
             "[yellow]--start applies to every file given; give one file per --start.[/yellow]"
         )
     if queue:
-        from workers.app import enqueue, make_celery
-
-        celery = make_celery(settings)
-        for request in requests:
-            out.print(f"queued {request.path}  task {enqueue(celery, request)}")
+        _enqueue(settings, requests)
         return
     catalog = Catalog(settings)
     ingestor = Ingestor(catalog, settings)
@@ -127,17 +122,60 @@ def ingest(
         for request in requests:
             task = bar.add_task(request.path.name[:40], total=None)
 
-            def progress(done: float, total: float, task: Any = task) -> None:
-                bar.update(task, completed=done, total=total)
+            name = request.path.name[:40]
 
-            outcome = ingestor.ingest(request, progress)
+            def progress(done: float, total: float, task: Any = task, name: str = name) -> None:
+                bar.update(task, completed=done, total=total, description=name)
+
+            def waiting(state: Any, waited: float, task: Any = task, name: str = name) -> None:
+                still = f"{name}: still being written ({state.size / 1e6:.1f} MB, {waited:.0f} s)"
+                bar.update(task, description=still)
+
+            outcome = ingestor.ingest(request, progress, waiting=waiting)
             bar.remove_task(task)
-            style = {"done": "green", "skipped": "cyan", "failed": "red"}[outcome.status]
+            style = {"done": "green", "failed": "red", "waiting": "yellow"}.get(
+                outcome.status, "cyan"
+            )
             out.print(f"[{style}]{outcome.status:>7}[/{style}]  {outcome.path}  {outcome.message}")
             failed += not outcome.ok
     catalog.dispose()
     if failed:
         err.print(f"[red]{failed} of {len(requests)} file(s) failed[/red] (see `footage videos`)")
+        raise typer.Exit(1)
+
+
+def _enqueue(settings: Settings, requests: list[Any]) -> None:
+    """Record the files as queued videos, then send their tasks; say what happened to each."""
+    from footage.errors import Unavailable
+    from workers.app import make_celery
+    from workers.enqueue import enqueue
+
+    try:
+        celery = make_celery(settings)
+    except Unavailable as exc:
+        err.print(f"[red]Cannot queue:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    catalog = Catalog(settings)
+    try:
+        report = enqueue(catalog, celery, requests)
+    finally:
+        catalog.dispose()
+    for queued in report.sent:
+        out.print(f"[green] queued[/green]  {queued.path}  video {queued.video_id}")
+    for queued in report.already:
+        out.print(f"[cyan]skipped[/cyan]  {queued.path}  {queued.note}")
+    for path, why in report.unusable:
+        out.print(f"[red] failed[/red]  {path}  cannot be queued: {why}")
+    if report.unsent:
+        ids = ", ".join(str(q.video_id) for q in report.unsent)
+        err.print(
+            f"[red]The broker is unreachable[/red] ({report.broker_error}). "
+            f"{len(report.unsent)} file(s) are recorded as queued (video {ids}) but were not "
+            f"sent; {len(report.sent)} were sent. Workers send the rest when the broker is "
+            "back (at start and every "
+            f"{settings.sweep_interval_s:g} s); `footage videos` lists them."
+        )
+    if report.unsent or report.unusable:
         raise typer.Exit(1)
 
 
@@ -147,44 +185,50 @@ def videos(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What is indexed, in progress, or failed, and why."""
-    from search.videos import list_videos
+    from search.videos import activity, list_videos
 
     catalog = Catalog(_settings())
     rows = list_videos(catalog, status)
     catalog.dispose()
-    items: list[dict[str, Any]] = [
-        {
-            "id": v.id,
-            "camera": cam,
-            "path": v.path,
-            "status": v.status,
-            "duration_s": round(v.duration_s, 2) if v.duration_s else None,
-            "progress_s": round(v.progress_s, 1),
-            "segments": n,
-            "started_at": v.started_at.isoformat() if v.started_at else None,
-            "start_source": v.start_source,
-            "codec": v.codec,
-            "size": f"{v.width}x{v.height}" if v.width else None,
-            "error": v.error,
-            "warning": v.warning,
-        }
-        for v, cam, n in rows
-    ]
+    items: list[dict[str, Any]] = []
+    for v, cam, n in rows:
+        state, detail = activity(v)
+        items.append(
+            {
+                "id": v.id,
+                "camera": cam,
+                "path": v.path,
+                "status": v.status,
+                "state": state,
+                "activity": detail or None,
+                "duration_s": round(v.duration_s, 2) if v.duration_s else None,
+                "progress_s": round(v.progress_s, 1),
+                "segments": n,
+                "started_at": v.started_at.isoformat() if v.started_at else None,
+                "start_source": v.start_source,
+                "codec": v.codec,
+                "size": f"{v.width}x{v.height}" if v.width else None,
+                "error": v.error,
+                "warning": v.warning,
+                "attempts": v.attempts,
+            }
+        )
     if as_json:
         out.print_json(json.dumps(items))
         return
-    table = Table("id", "camera", "file", "status", "duration", "segments", "first frame at (from)")
+    table = Table("id", "camera", "file", "state", "duration", "segments", "first frame at (from)")
+    styles = {"done": "green", "failed": "red", "processing": "yellow", "stale": "magenta"}
     for item in items:
-        style = {"done": "green", "failed": "red", "processing": "yellow"}.get(item["status"], "")
+        style = styles.get(item["state"], "cyan")
         duration = f"{item['duration_s']:.1f} s" if item["duration_s"] else "-"
-        if item["status"] == VideoStatus.PROCESSING:
+        if item["state"] in ("processing", "stale"):
             duration = f"{item['progress_s']:.0f} s of {duration}"
         when = f"{item['started_at'][:19]} ({item['start_source']})" if item["started_at"] else "-"
         table.add_row(
             str(item["id"]),
             item["camera"],
             Path(item["path"]).name,
-            f"[{style}]{item['status']}[/{style}]",
+            f"[{style}]{item['state']}[/{style}]",
             duration,
             str(item["segments"]),
             when,
@@ -193,7 +237,9 @@ def videos(
     for item in items:
         if item["error"]:
             out.print(f"[red]video {item['id']} failed:[/red] {item['path']}: {item['error']}")
-        elif item["warning"]:
+        elif item["activity"]:
+            out.print(f"video {item['id']} {item['state']}: {item['activity']}")
+        if item["warning"] and not item["error"]:
             out.print(
                 f"[yellow]video {item['id']} note:[/yellow] {item['path']}: {item['warning']}"
             )
@@ -396,12 +442,13 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
     """Run a Celery worker that ingests queued videos (needs FOOTAGE_BROKER_URL)."""
+    from footage.errors import Unavailable
     from workers.app import QUEUE, worker_app
 
     settings = _settings()
     try:
         celery = worker_app(settings)
-    except ValueError as exc:
+    except Unavailable as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])

@@ -3,8 +3,12 @@
 One task per video, not per segment: tracking follows objects across segment borders and
 the decoder runs straight through a file (seeking costs ~9x), so a video is analysed
 sequentially by one worker; parallelism comes from many videos and cameras at once.
-`acks_late` makes a task whose worker died run again, and the ingest use case is
-idempotent, so that re-run leaves exactly one complete set of rows.
+
+The catalog, not the broker, is the truth about what is queued (indexer/queued.py): every
+queued file has a row before its task is sent, and each worker runs a sweeper
+(workers/recovery.py) that re-sends what the broker lost and what a dead worker left.
+Tasks are `acks_late`; the claim on the video (indexer/claims.py) makes a redelivered or
+re-sent task harmless: it finds the video done, or being done, and says so.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from footage.db import Catalog
+from footage.errors import Unavailable
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
 
 QUEUE = "footage.ingest"
+TASK = "footage.ingest_video"
 
 
 def make_celery(settings: Settings) -> Celery:
     if not settings.broker_url:
-        raise ValueError("FOOTAGE_BROKER_URL is not set: there is no queue to use")
+        raise Unavailable(
+            "FOOTAGE_BROKER_URL is not set: there is no queue to use (e.g. redis://host:6379/0)"
+        )
+    limit = settings.task_time_limit_s
     app = Celery("footage", broker=settings.broker_url, backend=settings.broker_url)
     app.conf.update(
         task_acks_late=True,
@@ -37,8 +46,24 @@ def make_celery(settings: Settings) -> Celery:
         accept_content=["json"],
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,
+        # A task runs at most `limit` (the soft limit lets the ingest record why it stopped).
+        task_time_limit=limit,
+        task_soft_time_limit=max(limit - 30, limit * 0.95),
+        # Redis hands an unacknowledged task to another worker after the visibility timeout.
+        # Longer than any task may run, so a slow ingest is never redelivered while it runs;
+        # a dead worker's video does not wait for it: the sweeper re-sends it once its
+        # claim's lease runs out.
+        broker_transport_options={"visibility_timeout": limit + 3600},
+        result_backend_transport_options={"visibility_timeout": limit + 3600},
+        # Publishing to a broker that is down fails within seconds, with a message.
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 1.0,
+        },
     )
-    app.task(name="footage.ingest_video", bind=True)(_ingest_video_task)
+    app.task(name=TASK, bind=True)(_ingest_video_task)
     return app
 
 
@@ -49,7 +74,7 @@ def _worker_ingestor(settings: Settings) -> Ingestor:
 
 
 def _ingest_video_task(
-    task: Any, path: str, camera: str, start: str | None = None
+    task: Any, path: str, camera: str, start: str | None = None, video_id: int | None = None
 ) -> dict[str, Any]:
     settings: Settings = task.app.conf.footage_settings
     request = IngestRequest(Path(path), camera, datetime.fromisoformat(start) if start else None)
@@ -57,10 +82,12 @@ def _ingest_video_task(
     def progress(done: float, total: float) -> None:
         task.update_state(state="PROGRESS", meta={"done_s": done, "total_s": total})
 
-    outcome = _worker_ingestor(settings).ingest(request, progress)
+    outcome = _worker_ingestor(settings).ingest(
+        request, progress, queued_id=video_id, task_id=task.request.id
+    )
     return {
         "path": str(outcome.path),
-        "status": outcome.status,
+        "status": str(outcome.status),
         "message": outcome.message,
         "video_id": outcome.video_id,
         "duration_s": outcome.duration_s,
@@ -68,18 +95,23 @@ def _ingest_video_task(
 
 
 def worker_app(settings: Settings) -> Celery:
+    """The app a worker runs: the task, and the sweeper started with the worker."""
+    from workers.recovery import Sweeper
+
     app = make_celery(settings)
     app.conf.footage_settings = settings
+    sweeper = Sweeper(app, settings)
+
+    def start(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", app) is app:  # signals are global: only this app's worker
+            sweeper.start()
+
+    def stop(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", app) is app:
+            sweeper.stop()
+
+    # weak=False: the handlers live as long as the app, not as long as this frame.
+    signals.worker_ready.connect(start, weak=False)
+    signals.worker_shutdown.connect(stop, weak=False)
+    app.conf.footage_sweeper = sweeper
     return app
-
-
-def enqueue(app: Celery, request: IngestRequest) -> str:
-    result = app.send_task(
-        "footage.ingest_video",
-        args=[
-            str(request.path.expanduser().absolute()),
-            request.camera,
-            request.start.isoformat() if request.start else None,
-        ],
-    )
-    return str(result.id)
