@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,24 @@ def make_settings(
         detector=f"onnx:{spec}",
         **values,  # type: ignore[arg-type]
     )
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `footage` command run by a test: these settings, nothing else."""
+    values = {
+        "FOOTAGE_DATA_DIR": str(settings.data_dir),
+        "FOOTAGE_DATABASE_URL": settings.resolved_database_url,
+        "FOOTAGE_DETECTOR": settings.detector,
+        "FOOTAGE_EMBED_IMAGES": str(settings.embed_images).lower(),
+        "FOOTAGE_SEGMENT_SECONDS": str(settings.segment_seconds),
+        "FOOTAGE_STABLE_S": str(settings.stable_s),
+        "FOOTAGE_LEASE_S": str(settings.lease_s),
+    }
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")}
+    return {**keep, **values, **extra}
+
+
+FOOTAGE_CLI = [sys.executable, "-c", "from ui.cli import app; app()"]
 
 
 @pytest.fixture

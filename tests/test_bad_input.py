@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from footage.settings import Settings
-from tests.conftest import clip
+from tests.conftest import cli_env, clip
 from ui.cli import app
 
 
@@ -36,13 +35,7 @@ def _bad_files(folder: Path) -> dict[str, Path]:
 
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
-    values = {
-        "FOOTAGE_DATA_DIR": str(settings.data_dir),
-        "FOOTAGE_DATABASE_URL": settings.resolved_database_url,
-        "FOOTAGE_DETECTOR": settings.detector,
-        "FOOTAGE_EMBED_IMAGES": str(settings.embed_images),
-    }
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")}, **values}
+    return cli_env(settings)
 
 
 def test_batch_with_bad_files(tmp_path: Path, env: dict[str, str]) -> None:

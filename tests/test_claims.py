@@ -1,0 +1,262 @@
+"""One ingest per video: concurrent ingests, stale claims, takeovers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from footage.catalog import Camera, Detection, Embedding, Segment, Track, Video
+from footage.db import Catalog
+from footage.settings import Settings
+from indexer.claims import Busy, Claim, Claims, FileTarget, owner_name
+from indexer.files import fingerprint
+from indexer.ingest import Ingestor, IngestRequest
+from search.videos import activity, list_videos
+from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
+
+CLIP = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"  # 85 s, 17 segments of 5 s
+
+
+def counts(catalog: Catalog) -> dict[str, int]:
+    with catalog.engine.connect() as conn:
+        return {
+            model.__tablename__: conn.execute(select(func.count()).select_from(model)).scalar_one()
+            for model in (Video, Segment, Track, Detection, Embedding)
+        }
+
+
+def fingerprint_rows(catalog: Catalog) -> list[tuple[object, ...]]:
+    with catalog.engine.connect() as conn:
+        segments = conn.execute(
+            text("SELECT start_s, end_s, analysed, description FROM segments_v ORDER BY start_s")
+        ).all()
+        detections = conn.execute(
+            text("SELECT offset_s, label, round(x1), round(y1) FROM detections ORDER BY 1, 2, 3, 4")
+        ).all()
+    return [tuple(r) for r in [*segments, *detections]]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Catalog:
+    """A clean, undisturbed ingest of CLIP: what every race must end up equal to."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("reference"), None, onnx_spec, segment_seconds=5.0
+    )
+    catalog = Catalog(settings)
+    outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip(CLIP), "hall"))
+    assert outcome.status == "done", outcome.message
+    return catalog
+
+
+@pytest.fixture
+def short(settings: Settings) -> Settings:
+    return settings.model_copy(update={"segment_seconds": 5.0, "lease_s": 2.0})
+
+
+def _ingest_command(settings: Settings) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*FOOTAGE_CLI, "ingest", str(clip(CLIP)), "--camera", "hall"],
+        env=cli_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def said(output: str) -> str:
+    """What a command printed, with Rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _segments(catalog: Catalog) -> int:
+    return counts(catalog)["segments"]
+
+
+def test_two_ingests_of_one_file_at_once(
+    short: Settings, reference: Catalog, tmp_path: Path
+) -> None:
+    """Both commands start together: one ingests, the other says who does; one set of rows."""
+    catalog = Catalog(short)
+    first, second = _ingest_command(short), _ingest_command(short)
+    outputs = [p.communicate(timeout=240) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outputs
+    lines = sorted(said(out) for out, _err in outputs)
+    for _out, err in outputs:
+        assert "Traceback" not in err, err
+    done = [line for line in lines if line.startswith("done")]
+    other = [line for line in lines if not line.startswith("done")]
+    assert len(done) == 1 and len(other) == 1, lines
+    # The other one either found it being ingested, or (if it came late) already indexed.
+    assert other[0].startswith(("busy", "skipped")), other
+    assert "being ingested by" in other[0] or "already indexed as video" in other[0]
+    assert counts(catalog) == counts(reference)
+    assert fingerprint_rows(catalog) == fingerprint_rows(reference)
+    catalog.dispose()
+
+
+def test_a_second_ingest_while_the_first_is_alive_says_who(
+    short: Settings, reference: Catalog
+) -> None:
+    catalog = Catalog(short)
+    first = _ingest_command(short)
+    try:
+        _wait_for(lambda: _segments(catalog) >= 2, 120, "the first ingest to write segments")
+        outcome = Ingestor(catalog, short).ingest(IngestRequest(clip(CLIP), "hall"))
+        assert outcome.status == "busy"
+        assert outcome.message.startswith(f"being ingested by {socket.gethostname()}:{first.pid}")
+        assert "not started again" in outcome.message
+        out, err = first.communicate(timeout=240)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0 and said(out).startswith("done"), (out, err)
+    assert counts(catalog) == counts(reference)
+    assert fingerprint_rows(catalog) == fingerprint_rows(reference)
+    catalog.dispose()
+
+
+def _holds_a_transaction(catalog: Catalog, pid: int) -> bool:
+    """Whether the stopped process is inside a transaction (it would block everyone)."""
+    if catalog.engine.dialect.name == "postgresql":
+        with catalog.engine.connect() as conn:
+            states = conn.execute(
+                text(
+                    "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+            return any(state and state != "idle" for state in states)
+    import sqlite3
+
+    path = catalog.engine.url.database
+    assert path
+    probe = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        probe.close()
+
+
+def test_a_stalled_ingest_is_taken_over_and_cannot_write_again(
+    short: Settings, reference: Catalog
+) -> None:
+    """An ingest frozen (SIGSTOP) past its lease is stale: `videos` says so, the next ingest
+    takes it over and finishes, and the frozen one, when it wakes, writes nothing more."""
+    catalog = Catalog(short)
+    first = _ingest_command(short)
+    try:
+        _wait_for(lambda: _segments(catalog) >= 2, 120, "the first ingest to write segments")
+        for _ in range(50):  # stop it between two transactions, not inside one
+            first.send_signal(signal.SIGSTOP)
+            time.sleep(0.1)
+            if not _holds_a_transaction(catalog, first.pid):
+                break
+            first.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        else:
+            pytest.fail("could not stop the ingest outside a transaction")
+        frozen_at = _segments(catalog)
+        ((video, _camera, _n),) = list_videos(catalog)
+        assert activity(video)[0] == "processing"
+        time.sleep(short.lease_s + 0.5)
+        ((video, _camera, _n),) = list_videos(catalog)
+        state, detail = activity(video)
+        assert state == "stale" and f":{first.pid}" in detail and "takes it over" in detail
+
+        outcome = Ingestor(catalog, short).ingest(IngestRequest(clip(CLIP), "hall"))
+        assert outcome.status == "done", outcome.message
+        assert frozen_at < counts(reference)["segments"]
+
+        first.send_signal(signal.SIGCONT)
+        out, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGCONT)
+            first.kill()
+    assert first.returncode == 0, err
+    assert said(out).startswith("busy") and "taken over by another ingest" in said(out), out
+    assert "Traceback" not in err
+    assert counts(catalog) == counts(reference)
+    assert fingerprint_rows(catalog) == fingerprint_rows(reference)
+    with catalog.unit_of_work() as session:
+        video = session.scalars(select(Video)).one()
+        assert video.status == "done" and video.claim_token is None and video.error is None
+    catalog.dispose()
+
+
+def test_racing_claims_give_the_video_to_exactly_one(short: Settings) -> None:
+    catalog = Catalog(short)
+    fp = fingerprint(clip(CLIP))
+    with catalog.unit_of_work() as session:
+        session.add(Camera(name="hall", created_at=datetime.now(UTC)))
+    with catalog.engine.connect() as conn:
+        camera_id = conn.execute(select(Camera.id)).scalar_one()
+    target = FileTarget(clip(CLIP), camera_id, fp)
+    results: list[object] = []
+    barrier = threading.Barrier(6)
+
+    def race(n: int) -> None:
+        claims = Claims(catalog, 30.0, owner_name(f"racer-{n}"))
+        barrier.wait()
+        results.append(claims.acquire(target))
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    winners = [r for r in results if isinstance(r, Claim)]
+    assert len(results) == 6 and len(winners) == 1, results
+    assert all(
+        isinstance(r, Busy) and r.video_id == winners[0].video_id
+        for r in results
+        if r is not winners[0]
+    )
+    with catalog.engine.connect() as conn:
+        (owner,) = conn.execute(select(Video.claim_owner)).scalars()
+    assert owner == winners[0].owner
+    catalog.dispose()
+
+
+def test_videos_command_tells_live_from_stale(short: Settings) -> None:
+    catalog = Catalog(short)
+    Ingestor(catalog, short).ingest(IngestRequest(clip(CLIP), "hall"))
+    with catalog.unit_of_work() as session:  # as a worker on another host that went silent
+        session.execute(
+            update(Video).values(
+                status="processing",
+                claim_owner="nvr-2:4242 task 7",
+                claim_token="t",
+                lease_until=Video.updated_at,
+                heartbeat_at=Video.updated_at,
+            )
+        )
+    result = subprocess.run(
+        [*FOOTAGE_CLI, "videos", "--json"], env=cli_env(short), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    (item,) = json.loads(result.stdout)
+    assert item["status"] == "processing" and item["state"] == "stale"
+    assert "nvr-2:4242 task 7" in item["activity"]
+    catalog.dispose()
