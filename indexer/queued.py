@@ -110,8 +110,8 @@ def find_lost(
     went stale and whose re-sent task is not already waiting."""
     at = _now()
     lost: list[LostWork] = []
-    with catalog.engine.connect() as conn:
-        rows = conn.execute(
+    with catalog.unit_of_work() as session:
+        rows = session.execute(
             select(Video, Camera.name)
             .join(Camera, Camera.id == Video.camera_id)
             .where(

@@ -39,7 +39,7 @@ def activity(video: Video, now: datetime | None = None) -> tuple[str, str]:
     video; a claim whose lease ran out (its ingest died or hung) is `stale`."""
     now = now or datetime.now(UTC)
     if video.status == VideoStatus.QUEUED:
-        return "queued", f"queued {_ago(video.queued_at, now)} ago"
+        return "queued", f"waiting {_ago(video.queued_at, now)} for a worker"
     if video.status != VideoStatus.PROCESSING:
         return str(video.status), ""
     if video.claim_is_live(now):

@@ -170,7 +170,7 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
         ids = ", ".join(str(q.video_id) for q in report.unsent)
         err.print(
             f"[red]The broker is unreachable[/red] ({report.broker_error}). "
-            f"{len(report.unsent)} file(s) are recorded as queued (video {ids}) but were not "
+            f"{len(report.unsent)} file(s) are recorded as queued (videos {ids}) but were not "
             f"sent; {len(report.sent)} were sent. Workers send the rest when the broker is "
             "back (at start and every "
             f"{settings.sweep_interval_s:g} s); `footage videos` lists them."

@@ -35,16 +35,18 @@ def make_celery(settings: Settings) -> Celery:
             "FOOTAGE_BROKER_URL is not set: there is no queue to use (e.g. redis://host:6379/0)"
         )
     limit = settings.task_time_limit_s
-    app = Celery("footage", broker=settings.broker_url, backend=settings.broker_url)
+    # No result backend: the catalog holds every video's status and progress, and a
+    # backend would be one more thing to reach (publishing waited ~20 s on a backend that
+    # was down, with a screen of reconnect errors).
+    app = Celery("footage", broker=settings.broker_url)
     app.conf.update(
+        task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_default_queue=QUEUE,
         task_serializer="json",
-        result_serializer="json",
         accept_content=["json"],
-        result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,
         # A task runs at most `limit` (the soft limit lets the ingest record why it stopped).
         task_time_limit=limit,
@@ -54,7 +56,6 @@ def make_celery(settings: Settings) -> Celery:
         # a dead worker's video does not wait for it: the sweeper re-sends it once its
         # claim's lease runs out.
         broker_transport_options={"visibility_timeout": limit + 3600},
-        result_backend_transport_options={"visibility_timeout": limit + 3600},
         # Publishing to a broker that is down fails within seconds, with a message.
         task_publish_retry_policy={
             "max_retries": 2,
@@ -78,13 +79,9 @@ def _ingest_video_task(
 ) -> dict[str, Any]:
     settings: Settings = task.app.conf.footage_settings
     request = IngestRequest(Path(path), camera, datetime.fromisoformat(start) if start else None)
-
-    def progress(done: float, total: float) -> None:
-        task.update_state(state="PROGRESS", meta={"done_s": done, "total_s": total})
-
     outcome = _worker_ingestor(settings).ingest(
-        request, progress, queued_id=video_id, task_id=task.request.id
-    )
+        request, queued_id=video_id, task_id=task.request.id
+    )  # progress is written to the video's row, segment by segment
     return {
         "path": str(outcome.path),
         "status": str(outcome.status),

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-import torch
-import torchvision
 
 from indexer.values import Detections, Image
 
@@ -29,6 +27,9 @@ def classwise_nms(
     """Indices kept by non-maximum suppression run separately per class, best first."""
     if len(scores) == 0:
         return np.zeros(0, dtype=np.int64)
+    import torch  # here, not at import: commands that never detect do not load torch
+    import torchvision
+
     keep = torchvision.ops.batched_nms(
         torch.from_numpy(np.ascontiguousarray(xyxy, dtype=np.float32)),
         torch.from_numpy(np.ascontiguousarray(scores, dtype=np.float32)),
