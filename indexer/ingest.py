@@ -391,7 +391,9 @@ class Ingestor:
         """A queued file that is still being written goes back to the queue, for later."""
         try:
             with self.catalog.unit_of_work() as session:
-                claims.release(session, claim, VideoStatus.QUEUED, warning=reason)
+                claims.release(
+                    session, claim, VideoStatus.QUEUED, warning=reason, queued_at=_now(), attempts=0
+                )
         except ClaimLost:
             pass
 
