@@ -253,7 +253,12 @@ class Ingestor:
                 return self._fail_unhashed(path, request.camera, reason)
             with self.catalog.unit_of_work() as session:
                 camera_id = camera_row(session, request.camera).id
-            got = claims.acquire(FileTarget(path, camera_id, fp), held)
+            try:
+                got = claims.acquire(FileTarget(path, camera_id, fp), held)
+            except ClaimLost as exc:  # the queued row was taken over while we waited
+                return IngestOutcome(
+                    path, IngestStatus.BUSY, str(exc), held.video_id if held else None
+                )
         if not isinstance(got, Claim):
             return _not_ours(path, got)
         claim = got
