@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 
 from footage.catalog import Segment
 from footage.db import Catalog
+from footage.errors import Unavailable
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
 from tests import hostile_images as hostile
@@ -168,6 +169,30 @@ def test_the_cache_cap_evicts_the_least_recently_used(tmp_path: Path, env: Setti
     cache.put("huge", lambda path: path.write_bytes(os.urandom(5000)))  # alone over the cap
     kept = sorted(p.name for p in cache.root.iterdir() if not p.name.startswith("."))
     assert kept == ["huge", "huge.sha256"], "the newest stays; everything older goes"
+
+
+@pytest.mark.parametrize("state", ["world-readable", "a symlink", "another user's"])
+def test_the_cache_folder_must_be_private_to_this_user(tmp_path: Path, state: str) -> None:
+    root = tmp_path / "cache" / "excerpts"
+    if state == "world-readable":
+        root.mkdir(parents=True, mode=0o755)
+        os.chmod(root, 0o755)
+        PrivateCache(root, 10_000).put("x", lambda path: path.write_bytes(b"x"))
+        assert stat.S_IMODE(root.stat().st_mode) == 0o700, "made private"
+        return
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root.parent.mkdir()
+    if state == "a symlink":
+        root.symlink_to(elsewhere)
+    else:
+        if os.getuid() != 0:
+            pytest.skip("giving a folder to another user needs root")
+        root.mkdir()
+        os.chown(root, 65534, 65534)
+    with pytest.raises(Unavailable, match="not a folder of this user"):
+        PrivateCache(root, 10_000).put("x", lambda path: path.write_bytes(b"x"))
+    assert not list(elsewhere.iterdir()) and not [p for p in root.parent.rglob("x")]
 
 
 # -- pictures on the result cards -----------------------------------------------------------

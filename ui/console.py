@@ -123,6 +123,9 @@ def query_inputs(settings: Settings) -> None:
             except InvalidInput as exc:
                 st.error(f"This image cannot be used: {exc}")
                 return
+            except (FootageError, OSError) as exc:  # the private cache is not usable
+                st.error(f"Cannot keep the image: {exc}")
+                return
             st.session_state.query = {"image": str(path), "title": upload.name}
 
 
