@@ -161,6 +161,7 @@ ARGUMENT_CASES: list[tuple[str, list[str | bytes], str]] = [
     ("--limit negative", ["search", "people", "--limit", "-5"], "between 1 and 1000"),
     ("--limit huge", ["search", "people", "--limit", "99999999999999999999"], "between 1 and"),
     ("--limit not a number", ["search", "people", "--limit", "ten"], "Invalid value for '--limit'"),
+    ("console port out of range", ["console", "--port", "70000"], "less than or equal to 65535"),
     (
         "--min-count huge",
         ["search", "people", "--label", "person", "--min-count", "99999999999999999999"],

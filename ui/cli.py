@@ -492,7 +492,8 @@ def console_command(port: int | None, settings: Settings | None = None) -> list[
 @app.command()
 def console(
     port: Annotated[
-        int | None, typer.Option(help="Port on 127.0.0.1 (default: Streamlit's, 8501).")
+        int | None,
+        typer.Option(min=1, max=65535, help="Port on 127.0.0.1 (default: Streamlit's, 8501)."),
     ] = None,
 ) -> None:
     """Serve the search console (search, videos, timeline, SQL) in the browser."""
