@@ -127,7 +127,9 @@ def test_concurrent_cuts_of_one_clip_leave_one_valid_file(env: Settings) -> None
         assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
 
 
-@pytest.mark.parametrize("attack", ["replaced content", "symlink to a copy", "no sidecar"])
+@pytest.mark.parametrize(
+    "attack", ["replaced content", "symlink to a copy", "no sidecar", "a folder in its place"]
+)
 def test_a_planted_or_damaged_excerpt_is_not_served_but_cut_again(
     env: Settings, tmp_path: Path, attack: str
 ) -> None:
@@ -144,8 +146,11 @@ def test_a_planted_or_damaged_excerpt_is_not_served_but_cut_again(
         copy.write_bytes(good)
         entry.unlink()
         entry.symlink_to(copy)
-    else:
+    elif attack == "no sidecar":
         (cache.root / f"{name}.sha256").unlink()
+    else:
+        entry.unlink()
+        (entry / "inside").mkdir(parents=True)
     assert cache.read(name) is None, "not served"
     assert not entry.exists() and not entry.is_symlink(), "and removed"
     assert console_parts.excerpt(env, str(clip(STREET)), 0.0, 3.0, 0.0) == name

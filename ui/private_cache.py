@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
 import time
@@ -87,7 +88,7 @@ class PrivateCache:
             if data is not None and _intact(folder, name, data):
                 return  # another writer published a good one meanwhile
             for leftover in (folder / name, folder / (name + _SIDECAR)):
-                leftover.unlink(missing_ok=True)
+                _remove(leftover)
 
     # -- writing --------------------------------------------------------------------------
     def put(self, name: str, write: Callable[[Path], object], suffix: str = "") -> Path:
@@ -124,7 +125,11 @@ class PrivateCache:
                 if now - info.st_mtime > _STALE_TEMP_S:
                     item.unlink(missing_ok=True)
                 continue
-            if item.name.startswith(".") or item.name.endswith(_SIDECAR):
+            if item.name.startswith("."):
+                continue
+            if item.name.endswith(_SIDECAR):
+                if not (folder / item.name.removesuffix(_SIDECAR)).exists():
+                    _remove(item)  # its entry is gone
                 continue
             sidecar = folder / (item.name + _SIDECAR)
             size = info.st_size + (sidecar.lstat().st_size if sidecar.exists() else 0)
@@ -143,6 +148,14 @@ class PrivateCache:
         """Bytes held (files and sidecars)."""
         with self._locked(shared=True) as folder:
             return sum(p.lstat().st_size for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def _remove(path: Path) -> None:
+    """Deletes whatever is at `path` (a planted folder too), never following a symlink."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _check_name(name: str) -> None:
