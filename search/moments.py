@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from footage.catalog import Camera, Detection, Segment, Track, Video
 from footage.db import Catalog
+from footage.media import media_file
 from footage.settings import Settings
 from indexer.detectors.classes import COCO80
 from indexer.vectors import track_sentence
@@ -200,4 +201,6 @@ _VIEW_NAMES = {
 
 
 def _absolute(settings: Settings, relative: str | None) -> str | None:
-    return str((settings.media_dir / relative).resolve()) if relative else None
+    """The media file's absolute path; None when the catalog's path leaves the media folder."""
+    found = media_file(settings.media_dir, relative)
+    return str(found) if found is not None else None

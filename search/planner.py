@@ -16,9 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import func, select
 
-from footage.catalog import Embedding, VectorKind
+from footage.catalog import Embedding, Segment, VectorKind
 from footage.db import Catalog
 from footage.embedding import EmbedderUnavailable, load_clip, load_text
+from footage.errors import NotFound
+from footage.images import CheckedImage, ImageLimits, load_image
 from footage.settings import Settings
 from search import filters as sql_filters
 from search.index_store import IndexKey, IndexStore
@@ -49,6 +51,11 @@ class Searcher:
         views = []
         if request.like_segment is not None:
             return self._like(request.like_segment)
+        example: CheckedImage | None = None
+        if request.image is not None:  # checked first: bad input is reported before models
+            example = load_image(request.image, ImageLimits.of(self.settings))
+            if example.frames_skipped:
+                self.notices.append(f"{request.image.name} is animated: its first frame is used")
         if request.text is not None and self.settings.embed_text:
             try:
                 text = load_text(self.settings)
@@ -61,13 +68,8 @@ class Searcher:
         if self.settings.embed_images:
             try:
                 clip = load_clip(self.settings)
-                if request.image is not None:
-                    from indexer.vectors import load_rgb
-
-                    image = load_rgb(request.image)
-                    if image is None:
-                        raise ValueError(f"cannot read image {request.image}")
-                    q = clip.embed_images([image])[0]
+                if example is not None:
+                    q = clip.embed_images([example.pixels])[0]
                 else:
                     q = clip.embed_texts([request.text or ""])[0]
                 views.append(
@@ -92,7 +94,13 @@ class Searcher:
                 )
             ).all()
         if not rows:
-            raise LookupError(f"segment {segment_id} has no vectors (run `footage index embed`)")
+            with self.catalog.engine.connect() as conn:
+                known = conn.execute(select(Segment.id).where(Segment.id == segment_id)).first()
+            if known is None:
+                raise NotFound(
+                    f"segment {segment_id} is not in the catalog (`footage search` shows ids)"
+                )
+            raise NotFound(f"segment {segment_id} has no vectors (run `footage index embed`)")
         views = []
         for kind, model, blob in rows:
             view = "text" if kind == VectorKind.SEGMENT_TEXT else "image"

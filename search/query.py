@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+
+from footage.errors import InvalidInput, NotFound
+from footage.names import camera_name, label_name
+
+QUERY_MAX_CHARS = 1_000  # a description query; longer text is not a query
+LIMIT_MAX = 1_000  # moments per search
+MIN_COUNT_MAX = 1_000  # "at least N of a label at once"
+FILTER_VALUES_MAX = 100  # cameras or labels in one filter
+ID_MAX = 2**63 - 1  # catalog ids are 64-bit; larger ones cannot exist
 
 
 @dataclass(frozen=True)
@@ -15,6 +24,37 @@ class Filters:
     labels: tuple[str, ...] = ()  # every one must be present in the segment
     color: str | None = None  # of one of `labels`, or of any object
     min_count: int = 1  # that many of a label in one frame
+
+    def __post_init__(self) -> None:
+        for what, values in (("cameras", self.cameras), ("object labels", self.labels)):
+            if len(values) > FILTER_VALUES_MAX:
+                raise InvalidInput(
+                    f"{len(values)} {what} given; at most {FILTER_VALUES_MAX} in one search"
+                )
+        for name in self.cameras:
+            camera_name(name)
+        for label in self.labels:
+            label_name(label)
+        if self.color is not None:
+            label_name(self.color, "colour")
+        if not 1 <= self.min_count <= MIN_COUNT_MAX:
+            raise InvalidInput(
+                f"min count must be between 1 and {MIN_COUNT_MAX}, not {self.min_count}"
+            )
+        for what, moment in (("since", self.since), ("until", self.until)):
+            if moment is None:
+                continue
+            if moment.tzinfo is None or moment.utcoffset() is None:
+                raise InvalidInput(f"{what} {moment} has no time zone; give one (e.g. +01:00)")
+            try:
+                moment.astimezone(UTC)
+            except OverflowError as exc:
+                raise InvalidInput(f"{what} {moment} is out of range") from exc
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise InvalidInput(
+                f"the time window ends before it starts: since {self.since.isoformat()} is "
+                f"after until {self.until.isoformat()}; swap them"
+            )
 
     @property
     def active(self) -> bool:
@@ -32,9 +72,28 @@ class SearchRequest:
     def __post_init__(self) -> None:
         given = sum(x is not None for x in (self.text, self.image, self.like_segment))
         if given != 1:
-            raise ValueError("give exactly one of: query text, --image, --like")
-        if self.limit < 1:
-            raise ValueError("limit must be at least 1")
+            raise InvalidInput("give exactly one of: query text, --image, --like")
+        if not 1 <= self.limit <= LIMIT_MAX:
+            raise InvalidInput(f"limit must be between 1 and {LIMIT_MAX}, not {self.limit}")
+        if self.text is not None:
+            _check_query_text(self.text)
+        if self.like_segment is not None:
+            if self.like_segment < 1:
+                raise InvalidInput(f"segment ids are positive; {self.like_segment} is not one")
+            if self.like_segment > ID_MAX:
+                raise NotFound(f"segment {self.like_segment} is not in the catalog")
+
+
+def _check_query_text(text: str) -> None:
+    if not text.strip():
+        raise InvalidInput("the query text is empty; describe what to look for")
+    if len(text) > QUERY_MAX_CHARS:
+        raise InvalidInput(
+            f"the query is {len(text):,} characters long; at most {QUERY_MAX_CHARS:,} "
+            "are searched: describe the moment in fewer words"
+        )
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise InvalidInput("the query text is not valid UTF-8; check the terminal's encoding")
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from footage.catalog import Video
+from footage.catalog import Camera, Detection, Video
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
@@ -51,7 +52,7 @@ def env(indexed: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> I
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("FOOTAGE_DATABASE_URL", raising=False)
-    monkeypatch.setattr(console_parts, "SCRATCH", tmp_path / "scratch")
+    shutil.rmtree(indexed.cache_dir, ignore_errors=True)  # no excerpt from another test
     st.cache_resource.clear()  # AppTest runs in this process: no catalog from another test
     st.cache_data.clear()
     yield indexed
@@ -102,7 +103,7 @@ def test_text_search_renders_cards_and_cuts_a_playable_clip(env: Settings) -> No
     players = _videos(at)
     assert len(players) == 1
     assert players[0].proto.url and players[0].proto.start_time >= 0
-    (cut,) = console_parts.SCRATCH.glob("clip-*.mp4")
+    (cut,) = console_parts.excerpt_cache(env).root.glob("clip-*.mp4")
 
     with av.open(str(cut)) as container:
         stream = container.streams.video[0]
@@ -190,12 +191,20 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
 def test_timeline_counts_every_detection_of_the_camera(env: Settings) -> None:
     at = _start()
     assert at.get("vega_lite_chart"), "the Timeline tab draws a chart"
-    day = console_parts.latest_day(env, "street")
+    catalog = Catalog(env)
+    day = console_parts.latest_day(catalog, "street")
     assert day is not None
-    per_minute, truncated = console_parts.timeline(env, "street", day)
-    total = run_readonly(env, "SELECT count(*) FROM detections_v WHERE camera = 'street'")
+    per_minute, truncated = console_parts.timeline(catalog, "street", day)
+    with catalog.engine.connect() as conn:
+        total = conn.execute(
+            select(func.count())
+            .select_from(Detection)
+            .join(Camera, Camera.id == Detection.camera_id)
+            .where(Camera.name == "street")
+        ).scalar_one()
+    catalog.dispose()
     assert not truncated
-    assert int(per_minute["detections"].sum()) == total.rows[0][0] > 0
+    assert int(per_minute["detections"].sum()) == total > 0
     assert "person" in set(per_minute["label"])
     assert (per_minute["minute"].dt.second == 0).all()
 
@@ -237,11 +246,16 @@ def test_footage_console_runs_streamlit_on_localhost(monkeypatch: pytest.MonkeyP
     (command,) = calls
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert Path(command[4]) == CONSOLE
-    flags = dict(zip(command[5::2], command[6::2], strict=True))
-    assert flags == {
+    pairs = list(zip(command[5::2], command[6::2], strict=True))
+    assert dict(pairs) == {
         "--server.headless": "true",
         "--server.address": "127.0.0.1",
         "--browser.gatherUsageStats": "false",
         "--client.toolbarMode": "viewer",
+        "--server.enableAgentApi": "false",
+        "--server.maxUploadSize": "20",  # MB: FOOTAGE_MAX_IMAGE_BYTES, 20 MiB
+        "--server.allowedHosts": "127.0.0.1",
         "--server.port": "8599",
     }
+    hosts = [value for flag, value in pairs if flag == "--server.allowedHosts"]
+    assert hosts == ["localhost", "127.0.0.1"]

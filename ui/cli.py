@@ -13,13 +13,51 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer._click import Context as ClickContext  # typer vendors click (typer 0.29)
+from typer.core import TyperGroup
+from typer.exceptions import TyperException
 
 from footage.db import Catalog, current_revision, make_engine, upgrade
+from footage.errors import FootageError
+from footage.secrets import install_secret_filter, mask_secrets
 from footage.settings import Settings
 
+
+class _Footage(TyperGroup):
+    """Every verb runs inside this: no input ever shows a user a traceback.
+
+    A FootageError is the user's to fix: its message, exit 2. Anything else is a bug: one
+    line, exit 3, and the traceback only with -v.
+    """
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (TyperException, typer.Exit, typer.Abort):  # usage errors, exits: typer's own
+            raise
+        except FootageError as exc:
+            typer.echo(mask_secrets(str(exc)), err=True)
+            raise typer.Exit(2) from exc
+        except Exception as exc:
+            if ctx.params.get("verbose"):
+                import traceback
+
+                typer.echo(mask_secrets(traceback.format_exc()), err=True)
+            else:
+                line = (str(exc).strip().splitlines() or [""])[0][:300]
+                typer.echo(
+                    f"Internal error: {type(exc).__name__}: {mask_secrets(line)} "
+                    "— run with -v for the traceback",
+                    err=True,
+                )
+            raise typer.Exit(3) from exc
+
+
 app = typer.Typer(
+    cls=_Footage,
     help="Make CCTV footage searchable.",
     no_args_is_help=True,
     add_completion=False,
@@ -37,7 +75,7 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {exc}")
+        err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {escape(mask_secrets(str(exc)))}")
         raise typer.Exit(2) from exc
 
 
@@ -60,6 +98,7 @@ def main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_secret_filter()
 
 
 @app.command()
@@ -288,7 +327,12 @@ def sql(
 def _parse_when(value: str | None) -> datetime | None:
     """ISO date-time; without a zone it is this machine's local time."""
     parsed = _parse_start(value)
-    return parsed.astimezone() if parsed is not None and parsed.tzinfo is None else parsed
+    if parsed is None or parsed.tzinfo is not None:
+        return parsed
+    try:
+        return parsed.astimezone()
+    except (OverflowError, OSError) as exc:  # year 1 or 9999 next to a zone boundary
+        raise typer.BadParameter(f"out of range: {value!r}") from exc
 
 
 @app.command()
@@ -311,10 +355,11 @@ def search(
 ) -> None:
     """Find moments by text, by example image, or like another moment."""
     from footage.embedding import EmbedderUnavailable
-    from search.planner import Searcher
     from search.query import Filters, SearchRequest
 
     settings = _settings()
+    since_at, until_at = _parse_when(since), _parse_when(until)
+    catalog: Catalog | None = None
     try:
         request = SearchRequest(
             text=query,
@@ -323,25 +368,25 @@ def search(
             limit=limit,
             filters=Filters(
                 cameras=tuple(camera or ()),
-                since=_parse_when(since),
-                until=_parse_when(until),
+                since=since_at,
+                until=until_at,
                 labels=tuple(label or ()),
                 color=color,
                 min_count=min_count,
             ),
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    catalog = Catalog(settings)
-    try:
+        from search.planner import Searcher  # after the checks: it loads torch
+
+        catalog = Catalog(settings)
         response = Searcher(catalog, settings).search(request)
     except (EmbedderUnavailable, LookupError, ValueError) as exc:
-        err.print(f"[red]Cannot search:[/red] {exc}")
+        err.print(f"[red]Cannot search:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
     finally:
-        catalog.dispose()
+        if catalog is not None:
+            catalog.dispose()
     for notice in response.notices:
-        err.print(f"[yellow]Note:[/yellow] {notice}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice)}")
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in response.results]))
         return
@@ -354,14 +399,15 @@ def search(
         table.add_row(
             str(i),
             f"{r.score:.2f}",
-            r.camera,
+            escape(r.camera),
             f"{r.at:%Y-%m-%d %H:%M:%S}",
-            f"{Path(r.video).name} @ {r.at_s:.1f} s",
-            f"[{r.view}] {why}",
+            escape(f"{Path(r.video).name} @ {r.at_s:.1f} s"),
+            escape(f"[{r.view}] {why}"),
         )
     out.print(table)
     for i, r in enumerate(response.results, 1):
-        out.print(f"{i}: {r.crop or r.thumbnail}  (segment {r.segment_id}; --like {r.segment_id})")
+        picture = escape(r.crop or r.thumbnail or "(no picture)")
+        out.print(f"{i}: {picture}  (segment {r.segment_id}; --like {r.segment_id})")
 
 
 @index_app.command("rebuild")
@@ -454,8 +500,16 @@ def worker(
     celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])
 
 
-def console_command(port: int | None) -> list[str]:
-    """The Streamlit command line that serves ui/console.py on this machine only."""
+CONSOLE_ADDRESS = "127.0.0.1"
+
+
+def console_command(port: int | None, settings: Settings | None = None) -> list[str]:
+    """The Streamlit command line that serves ui/console.py on this machine only.
+
+    The WebSocket answers only Hosts naming this machine (DNS rebinding), the agent API is
+    off, and uploads are refused by the server above the example-image byte cap.
+    """
+    max_bytes = (settings or Settings()).max_image_bytes
     command = [
         sys.executable,
         "-m",
@@ -465,12 +519,18 @@ def console_command(port: int | None) -> list[str]:
         "--server.headless",
         "true",
         "--server.address",
-        "127.0.0.1",
+        CONSOLE_ADDRESS,
         "--browser.gatherUsageStats",
         "false",
         "--client.toolbarMode",
         "viewer",  # no "Deploy" button: this console is not for publishing
+        "--server.enableAgentApi",
+        "false",
+        "--server.maxUploadSize",
+        str(max(1, -(-max_bytes // (1024 * 1024)))),  # megabytes, rounded up
     ]
+    for host in dict.fromkeys(["localhost", "127.0.0.1", CONSOLE_ADDRESS]):
+        command += ["--server.allowedHosts", host]
     if port is not None:
         command += ["--server.port", str(port)]
     return command
@@ -479,7 +539,8 @@ def console_command(port: int | None) -> list[str]:
 @app.command()
 def console(
     port: Annotated[
-        int | None, typer.Option(help="Port on 127.0.0.1 (default: Streamlit's, 8501).")
+        int | None,
+        typer.Option(min=1, max=65535, help="Port on 127.0.0.1 (default: Streamlit's, 8501)."),
     ] = None,
 ) -> None:
     """Serve the search console (search, videos, timeline, SQL) in the browser."""
@@ -487,11 +548,11 @@ def console(
     import signal
     import subprocess
 
-    _settings()  # a bad FOOTAGE_* setting is reported here, not in the browser
+    settings = _settings()  # a bad FOOTAGE_* setting is reported here, not in the browser
     if importlib.util.find_spec("streamlit") is None:
         err.print("[red]The console needs Streamlit:[/red] pip install streamlit")
         raise typer.Exit(2)
-    server = subprocess.Popen(console_command(port))
+    server = subprocess.Popen(console_command(port, settings))
     # Ctrl-C reaches the whole process group; a plain `kill` of this process must reach
     # the server too, or it would be left running.
     signal.signal(signal.SIGTERM, lambda signum, _frame: server.send_signal(signum))
@@ -517,7 +578,7 @@ def doctor() -> None:
             if check.ok
             else ("[red]FAIL[/red]" if check.required else "[yellow]off[/yellow]")
         )
-        table.add_row(check.name, mark, check.detail)
+        table.add_row(check.name, mark, escape(check.detail))
     out.print(table)
     if not ok:
         raise typer.Exit(1)

@@ -15,9 +15,11 @@ from pydantic import ValidationError
 
 from footage.db import Catalog
 from footage.embedding import EmbedderUnavailable
+from footage.errors import FootageError, InvalidInput
+from footage.secrets import mask_secrets
 from footage.settings import Settings
 from search.planner import Searcher
-from search.query import Filters, SearchRequest, SearchResponse, SearchResult
+from search.query import QUERY_MAX_CHARS, Filters, SearchRequest, SearchResponse, SearchResult
 from ui import console_parts as parts
 
 st.set_page_config(page_title="footage", page_icon=":material/videocam:", layout="wide")
@@ -58,7 +60,8 @@ def when_input(title: str, default: datetime | None, at: time) -> datetime | Non
     return parts.local_moment(day, clock) if isinstance(day, date) else None
 
 
-def sidebar_filters(options: parts.Choices) -> tuple[Filters, int]:
+def sidebar_filters(options: parts.Choices) -> tuple[Filters | str, int]:
+    """The filters, or why they cannot be used (e.g. "From" after "Until")."""
     side = st.sidebar
     side.header("Filters")
     cameras = side.multiselect("Cameras", options.cameras, key="cameras")
@@ -71,14 +74,18 @@ def sidebar_filters(options: parts.Choices) -> tuple[Filters, int]:
         "At least this many at once", 1, 100, 1, key="min_count", help="Of each chosen object."
     )
     limit = side.number_input("Moments to show", 1, 100, 10, key="limit")
-    filters = Filters(
-        cameras=tuple(cameras),
-        since=since,
-        until=until,
-        labels=tuple(labels),
-        color=None if color == "any" else color,
-        min_count=int(min_count),
-    )
+    try:
+        filters = Filters(
+            cameras=tuple(cameras),
+            since=since,
+            until=until,
+            labels=tuple(labels),
+            color=None if color == "any" else color,
+            min_count=int(min_count),
+        )
+    except InvalidInput as exc:
+        side.error(str(exc))
+        return str(exc), int(limit)
     return filters, int(limit)
 
 
@@ -90,20 +97,35 @@ def like(result: SearchResult) -> None:
     }
 
 
-def query_inputs() -> None:
+def query_inputs(settings: Settings) -> None:
     with st.form("search_form", border=False):
         text_col, button_col = st.columns([6, 1], vertical_alignment="bottom")
         text = text_col.text_input(
-            "What are you looking for?", key="text", placeholder="a person in red at the door"
+            "What are you looking for?",
+            key="text",
+            placeholder="a person in red at the door",
+            max_chars=QUERY_MAX_CHARS,
         )
         if button_col.form_submit_button(
             "Search", key="search_button", type="primary", width="stretch"
         ):
             st.session_state.query = {"text": text.strip()} if text.strip() else None
     with st.expander("Search by an example image"):
-        upload = st.file_uploader("Image", type=["jpg", "jpeg", "png", "webp"], key="upload")
+        upload = st.file_uploader(
+            "Image",
+            type=["jpg", "jpeg", "png", "webp"],
+            key="upload",
+            max_upload_size=max(1, -(-settings.max_image_bytes // (1024 * 1024))),
+        )
         if upload is not None and st.button("Find moments like this image"):
-            path = parts.save_upload(upload.name, upload.getvalue())
+            try:  # checked before anything is saved
+                path = parts.save_upload(settings, upload.getvalue())
+            except InvalidInput as exc:
+                st.error(f"This image cannot be used: {exc}")
+                return
+            except (FootageError, OSError) as exc:  # the private cache is not usable
+                st.error(f"Cannot keep the image: {exc}")
+                return
             st.session_state.query = {"image": str(path), "title": upload.name}
 
 
@@ -128,7 +150,7 @@ def run_search(catalog: Catalog, settings: Settings, request: SearchRequest) -> 
     return answer
 
 
-def player(result: SearchResult, pts0: float) -> None:
+def player(settings: Settings, result: SearchResult, pts0: float) -> None:
     """The clip at the result's best second, in the original file when browsers play it."""
     video = Path(result.video)
     if not video.is_file():
@@ -139,31 +161,46 @@ def player(result: SearchResult, pts0: float) -> None:
         st.video(str(video), start_time=int(result.at_s + pts0))
         return
     clips: dict[int, tuple[str, float]] = st.session_state.setdefault("clips", {})
-    if result.segment_id not in clips:
+    cached = clips.get(result.segment_id)
+    try:
+        data = parts.excerpt_cache(settings).read(cached[0]) if cached else None
+    except FootageError as exc:  # the cache folder is not usable
+        st.error(str(exc))
+        return
+    if data is None:  # never cut, or evicted / damaged since: offer to cut it (again)
+        clips.pop(result.segment_id, None)
         st.caption("This file's format does not play in browsers.")
         if not st.button("Make a playable clip", key=f"clip-{result.segment_id}"):
             return
         begin, end = parts.clip_window(result)
         with st.spinner("Cutting the clip..."):
             try:
-                path = parts.excerpt(result.video, begin, end, pts0)
-            except (OSError, ValueError) as exc:  # av.error.FFmpegError is an OSError
+                name = parts.excerpt(settings, result.video, begin, end, pts0)
+            except (OSError, ValueError, FootageError) as exc:  # FFmpegError is an OSError
                 st.error(f"Cannot cut a clip: {exc}")
                 return
-        clips[result.segment_id] = (str(path), begin)
+        clips[result.segment_id] = (name, begin)
         st.rerun()  # draw the card again with the player instead of the button
-    clip, begin = clips[result.segment_id]
-    st.video(clip, start_time=max(0, int(result.at_s - begin)))
+    begin = clips[result.segment_id][1]
+    st.video(data, format="video/mp4", start_time=max(0, int(result.at_s - begin)))
     st.caption(f"Excerpt from {begin:.0f} s of the file.")
 
 
-def result_card(rank: int, result: SearchResult, pts0: float) -> None:
+def result_card(settings: Settings, rank: int, result: SearchResult, pts0: float) -> None:
     with st.container(border=True):
         picture, words, clip = st.columns([2, 3, 3])
-        if result.thumbnail and Path(result.thumbnail).is_file():
-            picture.image(result.thumbnail, caption="segment keyframe")
-        if result.crop and Path(result.crop).is_file():
-            picture.image(result.crop, caption="matched object", width=120)
+        # Only images inside the media folder are shown; a broken one gets a caption.
+        keyframe = parts.media_image(settings, result.thumbnail)
+        if keyframe is not None:
+            picture.image(keyframe, caption="segment keyframe")
+        elif result.thumbnail:
+            picture.caption("(keyframe unavailable)")
+        if result.crop:
+            crop = parts.media_image(settings, result.crop)
+            if crop is not None:
+                picture.image(crop, caption="matched object", width=120)
+            else:
+                picture.caption("(object picture unavailable)")
         words.markdown(f"**{rank}. {result.camera}** · {parts.local_time(result.at)}")
         words.caption(
             f"score {result.score:.2f} · matched on {result.view} · {Path(result.video).name} "
@@ -174,11 +211,11 @@ def result_card(rank: int, result: SearchResult, pts0: float) -> None:
             "More like this", key=f"like-{result.segment_id}", on_click=like, args=(result,)
         )
         with clip:
-            player(result, pts0)
+            player(settings, result, pts0)
 
 
-def search_tab(catalog: Catalog, settings: Settings, filters: Filters, limit: int) -> None:
-    query_inputs()
+def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, limit: int) -> None:
+    query_inputs(settings)
     query: dict[str, Any] | None = st.session_state.get("query")
     if not query:
         st.caption("Describe a moment in words, or give an example image.")
@@ -188,9 +225,12 @@ def search_tab(catalog: Catalog, settings: Settings, filters: Filters, limit: in
         left, right = st.columns([6, 1])
         left.markdown(f"**{kind}** {query['title']}")
         right.button("Clear", on_click=lambda: st.session_state.pop("query", None))
+    if isinstance(filters, str):
+        st.error(f"Fix the filters in the sidebar: {filters}")
+        return
     try:
         response = run_search(catalog, settings, request_for(query, filters, limit))
-    except (EmbedderUnavailable, LookupError, ValueError) as exc:
+    except (EmbedderUnavailable, FootageError, LookupError, ValueError) as exc:
         st.error(f"Cannot search: {exc}")
         return
     for notice in response.notices:
@@ -201,14 +241,14 @@ def search_tab(catalog: Catalog, settings: Settings, filters: Filters, limit: in
     st.caption(f"{len(response.results)} moments · {response.strategy}")
     pts = parts.first_pts(catalog, {r.video_id for r in response.results})
     for rank, result in enumerate(response.results, 1):
-        result_card(rank, result, pts.get(result.video_id, 0.0))
+        result_card(settings, rank, result, pts.get(result.video_id, 0.0))
 
 
 def main() -> None:
     try:
         settings, catalog = services()
     except ValidationError as exc:
-        st.error(f"Invalid FOOTAGE_* setting: {exc}")
+        st.error(f"Invalid FOOTAGE_* setting: {mask_secrets(str(exc))}")
         st.stop()
     options = choices(catalog, catalog.url)
     filters, limit = sidebar_filters(options)
@@ -219,7 +259,7 @@ def main() -> None:
     with videos:
         parts.videos_tab(catalog)
     with timeline:
-        parts.timeline_tab(settings, options.cameras)
+        parts.timeline_tab(catalog, settings, options.cameras)
     with sql:
         parts.sql_tab(settings)
 

@@ -3,12 +3,13 @@ data and media helpers behind every tab.
 
 Everything the console shows comes from the catalog (ORM reads, or read-only SQL over the
 views) or from the Searcher; this module only shapes it into tables, charts and clips.
+Files it makes (playable excerpts, uploaded images) live in a private cache
+(ui/private_cache.py); media it shows must lie inside the media folder and be images.
 """
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
@@ -22,10 +23,14 @@ from sqlalchemy import func, select
 
 from footage.catalog import Camera, Detection, Segment, Video, VideoStatus
 from footage.db import Catalog
+from footage.errors import InvalidInput
+from footage.images import ImageLimits, decode_image, read_limited
+from footage.media import inside
 from footage.settings import Settings
 from search.query import SearchResult
 from search.sql import QueryError, QueryResult, run_readonly
 from search.videos import list_videos
+from ui.private_cache import PrivateCache
 
 # st.video reads the whole file into memory: bigger files are played as an excerpt.
 MAX_DIRECT_BYTES = 200 * 1024 * 1024
@@ -33,7 +38,18 @@ _BROWSER_CODECS = {"h264", "vp8", "vp9", "av1"}
 _BROWSER_PIXELS = {"yuv420p", "yuvj420p"}
 _BROWSER_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm"}
 TIMELINE_MAX_ROWS = 200_000
-SCRATCH = Path(tempfile.gettempdir()) / "footage-console"
+UPLOADS_KEPT = 10  # the uploads cache holds this many largest-possible images
+_MIB = 1024 * 1024
+
+
+def excerpt_cache(settings: Settings) -> PrivateCache:
+    """Playable excerpts: settings.cache_dir/excerpts, at most FOOTAGE_EXCERPT_CACHE_MB."""
+    return PrivateCache(settings.cache_dir / "excerpts", settings.excerpt_cache_mb * _MIB)
+
+
+def upload_cache(settings: Settings) -> PrivateCache:
+    """Uploaded example images, valid ones only: settings.cache_dir/uploads."""
+    return PrivateCache(settings.cache_dir / "uploads", UPLOADS_KEPT * settings.max_image_bytes)
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,12 @@ def _aware(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+def _local_naive(value: datetime) -> datetime:
+    """This machine's wall-clock time of a catalog timestamp (naive there means UTC)."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone().replace(tzinfo=None)
 
 
 def local_time(value: datetime) -> str:
@@ -119,64 +141,80 @@ def video_table(catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(items, columns=[*columns, "first frame at", "note", "path"])
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _utc_literal(value: datetime) -> str:
-    # '+00:00' sorts before '.': on SQLite the text comparison keeps the same boundaries.
-    return _quote(f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S}+00:00")
-
-
-def latest_day(settings: Settings, camera: str) -> date | None:
+def latest_day(catalog: Catalog, camera: str) -> date | None:
     """The local day of the camera's latest detection."""
-    result = run_readonly(
-        settings, f"SELECT max(at) FROM detections_v WHERE camera = {_quote(camera)}"
-    )
-    value = result.rows[0][0] if result.rows else None
-    if value is None:
-        return None
-    stamp = pd.to_datetime(value, utc=True).to_pydatetime()
-    return stamp.astimezone().date()
+    with catalog.engine.connect() as conn:
+        value = conn.execute(
+            select(func.max(Detection.at))
+            .join(Camera, Camera.id == Detection.camera_id)
+            .where(Camera.name == camera)
+        ).scalar()
+    stamp = _aware(value)
+    return stamp.astimezone().date() if stamp is not None else None
 
 
-def timeline(settings: Settings, camera: str, day: date) -> tuple[pd.DataFrame, bool]:
+def timeline(catalog: Catalog, camera: str, day: date) -> tuple[pd.DataFrame, bool]:
     """Detections per local minute and label on one camera and day (long format: minute,
     label, detections), and whether the rows were cut at TIMELINE_MAX_ROWS."""
     begin = local_moment(day, time.min)
     end = local_moment(day + timedelta(days=1), time.min)
-    result = run_readonly(
-        settings,
-        "SELECT at, label, count(*) AS n FROM detections_v "
-        f"WHERE camera = {_quote(camera)} AND at >= {_utc_literal(begin)} "
-        f"AND at < {_utc_literal(end)} GROUP BY at, label",
-        limit=TIMELINE_MAX_ROWS,
+    query = (
+        select(Detection.at, Detection.label, func.count().label("n"))
+        .join(Camera, Camera.id == Detection.camera_id)
+        .where(Camera.name == camera, Detection.at >= begin, Detection.at < end)
+        .group_by(Detection.at, Detection.label)
+        .limit(TIMELINE_MAX_ROWS + 1)
     )
-    frame = pd.DataFrame(list(result.rows), columns=["at", "label", "n"])
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    truncated = len(rows) > TIMELINE_MAX_ROWS
+    kept = rows[:TIMELINE_MAX_ROWS]
     columns = ["minute", "label", "detections"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns), result.truncated
-    stamps = pd.to_datetime(frame["at"], utc=True)
-    frame["minute"] = pd.to_datetime(
-        [s.to_pydatetime().astimezone().replace(tzinfo=None) for s in stamps]
-    ).floor("min")
+    if not kept:
+        return pd.DataFrame(columns=columns), truncated
+    frame = pd.DataFrame(
+        {
+            "minute": pd.to_datetime([_local_naive(r.at) for r in kept]).floor("min"),
+            "label": [r.label for r in kept],
+            "n": [int(r.n) for r in kept],
+        }
+    )
     per_minute = frame.groupby(["minute", "label"], as_index=False)["n"].sum()
     per_minute.columns = columns
-    return per_minute.sort_values(columns[:2], ignore_index=True), result.truncated
+    return per_minute.sort_values(columns[:2], ignore_index=True), truncated
 
 
 def query_frame(result: QueryResult) -> pd.DataFrame:
     return pd.DataFrame(list(result.rows), columns=list(result.columns))
 
 
-def save_upload(name: str, data: bytes) -> Path:
-    """An uploaded example image as a file the Searcher can read (named by its content)."""
-    SCRATCH.mkdir(parents=True, exist_ok=True)
-    suffix = Path(name).suffix.lower() or ".jpg"
-    path = SCRATCH / f"upload-{hashlib.sha256(data).hexdigest()[:16]}{suffix}"
-    if not path.exists():
-        path.write_bytes(data)
-    return path
+def save_upload(settings: Settings, data: bytes) -> Path:
+    """A valid uploaded example image as a private file the Searcher can read (named by
+    its content). Checked (bytes, pixels, really an image) before anything is written:
+    raises InvalidInput, and nothing is saved, when it is not usable."""
+    checked = decode_image(data, "upload", ImageLimits.of(settings))
+    name = f"upload-{hashlib.sha256(data).hexdigest()[:20]}{checked.suffix}"
+    cache = upload_cache(settings)
+    if cache.get(name) is None:
+        cache.put(name, lambda temp: temp.write_bytes(data), suffix=checked.suffix)
+    return cache.root / name
+
+
+def media_image(settings: Settings, path: str | None) -> bytes | None:
+    """A thumbnail or crop to show: the bytes of an image inside the media folder, or None
+    (missing, outside the folder, empty, not an image)."""
+    if not path:
+        return None
+    found = inside(settings.media_dir, Path(path))
+    if found is None:
+        return None
+    limits = ImageLimits.of(settings)
+    try:
+        data = read_limited(found, limits.max_bytes)
+        decode_image(data, found.name, limits)
+    except InvalidInput:
+        return None
+    return data
 
 
 def playable_in_browser(path: str) -> bool:
@@ -206,21 +244,29 @@ def clip_window(
     return begin, end
 
 
-def excerpt(video: str, begin: float, end: float, pts0: float, max_width: int = 960) -> Path:
-    """An H.264 MP4 of [begin, end) seconds (from the first frame) that any browser plays.
+def excerpt(
+    settings: Settings, video: str, begin: float, end: float, pts0: float, max_width: int = 960
+) -> str:
+    """The cache name of an H.264 MP4 of [begin, end) seconds (from the first frame) that
+    any browser plays, cut now unless an intact one is cached. Read it with
+    `excerpt_cache(settings).read(name)`.
 
     Cached by file, times and size; `pts0` is the stream's first PTS (videos.first_pts_s).
     """
-    import av
-
     source = Path(video)
     stat = source.stat()
     key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{begin:.3f}|{end:.3f}|{max_width}"
-    out = SCRATCH / f"clip-{hashlib.sha256(key.encode()).hexdigest()[:20]}.mp4"
-    if out.exists():
-        return out
-    SCRATCH.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".part")
+    name = f"clip-{hashlib.sha256(key.encode()).hexdigest()[:20]}.mp4"
+    cache = excerpt_cache(settings)
+    if cache.get(name) is None:
+        cache.put(name, lambda out: _cut(source, begin, end, pts0, max_width, out), ".mp4")
+    return name
+
+
+def _cut(source: Path, begin: float, end: float, pts0: float, max_width: int, out: Path) -> None:
+    """Encodes [begin, end) seconds of `source` into `out` (H.264 4:2:0 MP4, faststart)."""
+    import av
+
     with av.open(str(source)) as src:
         stream = src.streams.video[0]
         stream.thread_type = "AUTO"
@@ -229,7 +275,7 @@ def excerpt(video: str, begin: float, end: float, pts0: float, max_width: int = 
             src.seek(int((pts0 + begin) / stream.time_base), stream=stream, backward=True)
         width = min(max_width, stream.codec_context.width) // 2 * 2
         height = round(stream.codec_context.height * width / stream.codec_context.width) // 2 * 2
-        with av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
             encoder = dst.add_stream("libx264", rate=rate)
             encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
             encoder.options = {"preset": "veryfast", "crf": "26"}
@@ -248,10 +294,7 @@ def excerpt(video: str, begin: float, end: float, pts0: float, max_width: int = 
             for packet in encoder.encode(None):
                 dst.mux(packet)
     if count == 0:
-        partial.unlink(missing_ok=True)
         raise ValueError(f"no frames between {begin:.1f} s and {end:.1f} s of {source.name}")
-    partial.rename(out)
-    return out
 
 
 # -- the Videos, Timeline and SQL tabs --------------------------------------------------
@@ -276,20 +319,20 @@ def videos_tab(catalog: Catalog) -> None:
         st.button("Refresh")
 
 
-def timeline_tab(settings: Settings, cameras: tuple[str, ...]) -> None:
+def timeline_tab(catalog: Catalog, settings: Settings, cameras: tuple[str, ...]) -> None:
     if not cameras:
         st.info("No cameras yet.")
         return
     left, right = st.columns(2)
     camera = left.selectbox("Camera", cameras, key="timeline_camera")
-    latest = latest_day(settings, camera)
+    latest = latest_day(catalog, camera)
     if latest is None:
         st.info(f"No detections on {camera} yet.")
         return
     day = right.date_input("Day", latest, key=f"timeline_day_{camera}")
     if not isinstance(day, date):
         return
-    per_minute, truncated = timeline(settings, camera, day)
+    per_minute, truncated = timeline(catalog, camera, day)
     if per_minute.empty:
         st.info(f"No detections on {camera} on {day}.")
         return

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from footage.secrets import mask_secrets, mask_url, url_passwords
 from footage.settings import Settings
 
 
@@ -17,6 +18,15 @@ class Check:
 
 
 def run_checks(settings: Settings) -> Iterator[Check]:
+    """Every check, its detail masked: no password is ever printed, even inside an error."""
+    secrets = url_passwords(
+        settings.resolved_database_url, settings.broker_url, settings.sql_reader_url
+    )
+    for check in _checks(settings):
+        yield replace(check, detail=mask_secrets(check.detail, also=secrets))
+
+
+def _checks(settings: Settings) -> Iterator[Check]:
     from footage.db import current_revision, make_engine, upgrade
 
     url = settings.resolved_database_url
@@ -31,7 +41,7 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         )
         engine.dispose()
     except Exception as exc:
-        yield Check("catalog", False, f"{url}: {exc}")
+        yield Check("catalog", False, f"{mask_url(url)}: {exc}")
 
     from indexer.detectors import DetectorUnavailable, load_detector
 
@@ -66,9 +76,9 @@ def run_checks(settings: Settings) -> Iterator[Check]:
 
         try:
             redis.Redis.from_url(settings.broker_url, socket_timeout=3).ping()
-            yield Check("queue", True, f"broker {settings.broker_url} reachable")
+            yield Check("queue", True, f"broker {mask_url(settings.broker_url)} reachable")
         except Exception as exc:
-            yield Check("queue", False, f"broker {settings.broker_url}: {exc}")
+            yield Check("queue", False, f"broker {mask_url(settings.broker_url)}: {exc}")
     else:
         yield Check(
             "queue", False, "FOOTAGE_BROKER_URL unset: ingest runs in-process", required=False
