@@ -1,0 +1,152 @@
+"""Users' SQL on a SQLite catalog: the file opened read-only, under SQLite's own guards.
+
+- `file:...?mode=ro` and `PRAGMA query_only`: the connection cannot write the catalog;
+- an authorizer allows reading only (SELECT, READ, recursive CTEs, an allow-list of
+  functions) and refuses ATTACH (which VACUUM INTO uses too), PRAGMA, writes of any kind,
+  `load_extension` and every function not on the list;
+- no attached databases at all (SQLITE_LIMIT_ATTACHED = 0);
+- a progress handler stops the query at FOOTAGE_SQL_TIMEOUT_S;
+- SQLite limits bound a row: at most MAX_COLUMNS columns of at most
+  FOOTAGE_SQL_MAX_BYTES / MAX_COLUMNS bytes each, so one huge value (zeroblob(1e9)) is
+  refused instead of filling memory;
+- Python's sqlite3 runs one statement per call.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+from footage.errors import QueryError, QueryRefused
+from search.sql.result import Limits, QueryResult, collect
+
+MAX_COLUMNS = 256
+LIKE_PATTERN_CHARS = 1_000  # LIKE/GLOB cost grows with pattern x value length
+PROGRESS_STEPS = 1_000  # virtual machine steps between two looks at the clock
+
+# SQLite's built-in functions that only compute (no files, extensions, pointers, logs).
+# printf/format are left out: a huge width repeats a character in one step that the
+# progress handler cannot interrupt (11 s measured for one call).
+FUNCTIONS = frozenset(
+    """
+    -> ->> abs acos acosh asin asinh atan atan2 atanh avg ceil ceiling char coalesce concat
+    concat_ws cos cosh count cume_dist current_date current_time current_timestamp date
+    datetime degrees dense_rank exp first_value floor glob group_concat hex ifnull iif instr
+    json json_array json_array_length json_error_position json_extract json_group_array
+    json_group_object json_insert json_object json_patch json_pretty json_quote json_remove
+    json_replace json_set json_type json_valid julianday lag last_value lead length like
+    likelihood likely ln log log10 log2 lower ltrim max min mod nth_value ntile nullif
+    octet_length percent_rank pi pow power quote radians random randomblob rank replace round
+    row_number rtrim sign sin sinh soundex sqlite_version sqrt strftime string_agg substr
+    substring sum tan tanh time timediff total trim trunc typeof unhex unicode unixepoch
+    unlikely upper zeroblob
+    """.split()  # noqa: SIM905 - a word list reads better than 117 quoted names
+)
+
+# The authorizer's action codes, for messages (sqlite3 also has result codes of the same
+# values, so they are named here).
+_ACTIONS = {
+    getattr(sqlite3, f"SQLITE_{name}"): name.replace("_", " ")
+    for name in """
+    CREATE_INDEX CREATE_TABLE CREATE_TEMP_INDEX CREATE_TEMP_TABLE CREATE_TEMP_TRIGGER
+    CREATE_TEMP_VIEW CREATE_TRIGGER CREATE_VIEW DELETE DROP_INDEX DROP_TABLE DROP_TEMP_INDEX
+    DROP_TEMP_TABLE DROP_TEMP_TRIGGER DROP_TEMP_VIEW DROP_TRIGGER DROP_VIEW INSERT PRAGMA
+    READ SELECT TRANSACTION UPDATE ATTACH DETACH ALTER_TABLE REINDEX ANALYZE
+    CREATE_VTABLE DROP_VTABLE FUNCTION SAVEPOINT RECURSIVE
+    """.split()  # noqa: SIM905
+}
+
+
+class _Authorizer:
+    """Allows reading only; remembers why it refused, for the message."""
+
+    def __init__(self) -> None:
+        self.refusal: str | None = None
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
+    ) -> int:
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in FUNCTIONS:
+            return sqlite3.SQLITE_OK
+        self.refusal = self._why(action, arg1, arg2)
+        return sqlite3.SQLITE_DENY
+
+    @staticmethod
+    def _why(action: int, arg1: str | None, arg2: str | None) -> str:
+        if action == sqlite3.SQLITE_FUNCTION:
+            return f"function {arg2}() is not allowed in users' SQL"
+        if action == sqlite3.SQLITE_PRAGMA:
+            return f"PRAGMA {arg1} is not allowed; users' SQL only reads"
+        if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
+            return "ATTACH / DETACH (and VACUUM INTO) are not allowed; users' SQL only reads"
+        if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+            # what SQLite asks when a table-valued function (json_each, pragma_*) is set up
+            return "table-valued functions (json_each, pragma_table_info, ...) are not allowed"
+        return f"{_ACTIONS.get(action, str(action))} is not allowed; users' SQL only reads"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _value_limit(limits: Limits) -> int:
+    return max(limits.max_bytes // MAX_COLUMNS, 1024)
+
+
+def _connect(path: Path, limits: Limits) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        timeout=min(5.0, limits.timeout_s),
+    )
+    conn.execute("PRAGMA query_only = ON")
+    conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_COLUMN, MAX_COLUMNS)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _value_limit(limits))
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, LIKE_PATTERN_CHARS)
+    return conn
+
+
+def run(path: Path, query: str, limits: Limits) -> QueryResult:
+    """Runs one read-only query on the SQLite catalog at `path`, streaming rows into the
+    caps of `limits`."""
+    if not path.is_file():
+        raise QueryRefused(f"the catalog {path} does not exist yet (run `footage db upgrade`)")
+    authorizer = _Authorizer()
+    deadline = time.monotonic() + limits.timeout_s
+    try:
+        with closing(_connect(path, limits)) as conn:
+            conn.set_authorizer(authorizer)
+            conn.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+            with closing(conn.execute(query)) as cursor:
+                columns = tuple(d[0] for d in cursor.description or ())
+                rows, cap = collect(cursor, limits)
+    except sqlite3.Error as exc:
+        raise _explain(exc, authorizer, limits, time.monotonic() > deadline) from None
+    return QueryResult(columns, tuple(rows), cap)
+
+
+def _explain(exc: sqlite3.Error, authorizer: _Authorizer, limits: Limits, late: bool) -> QueryError:
+    if authorizer.refusal is not None:  # SQLite reports it as "not authorized", or worse
+        return QueryRefused(authorizer.refusal)
+    code = getattr(exc, "sqlite_errorname", None)
+    if code == "SQLITE_INTERRUPT" and late:
+        return QueryError(
+            f"the query ran longer than FOOTAGE_SQL_TIMEOUT_S ({limits.timeout_s:g} s) and "
+            "was stopped"
+        )
+    if code == "SQLITE_TOOBIG":
+        return QueryError(
+            f"a value is larger than {_value_limit(limits)} bytes "
+            f"(FOOTAGE_SQL_MAX_BYTES / {MAX_COLUMNS}): select shorter values"
+        )
+    if code == "SQLITE_READONLY":
+        return QueryRefused("users' SQL only reads")
+    if isinstance(exc, sqlite3.ProgrammingError) and "one statement" in str(exc):
+        return QueryRefused(f"only one statement at a time is allowed ({_first_line(exc)})")
+    return QueryError(_first_line(exc))
