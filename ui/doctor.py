@@ -55,6 +55,13 @@ def run_checks(settings: Settings) -> Iterator[Check]:
         except EmbedderUnavailable as exc:
             yield Check(name, False, str(exc), required=False)
 
+    from search.sql import QueryError, sandbox_status
+
+    try:
+        yield Check("SQL console", True, f"users' SQL runs as {sandbox_status(settings)}")
+    except QueryError as exc:
+        yield Check("SQL console", False, str(exc), required=False)
+
     import av
 
     yield Check(
