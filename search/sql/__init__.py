@@ -10,15 +10,16 @@ result says which cap it hit. Refusals raise QueryRefused, failures QueryError.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
-from sqlalchemy.engine import make_url
+from typing import TYPE_CHECKING, Literal
 
 from footage.errors import QueryError, QueryRefused
-from footage.settings import Settings
-from search.sql import postgres, sqlite
-from search.sql.check import check_query
 from search.sql.result import Cap, Limits, QueryResult
+
+if TYPE_CHECKING:
+    from footage.settings import Settings
+
+# The parser and the engines are imported when used: search.sql.sqlite is loaded by the
+# fork server its queries run under, whose start should not pay for them.
 
 __all__ = [
     "Cap",
@@ -32,6 +33,8 @@ __all__ = [
 
 
 def _dialect(settings: Settings) -> Literal["sqlite", "postgres"]:
+    from sqlalchemy.engine import make_url
+
     backend = make_url(settings.resolved_database_url).get_backend_name()
     if backend == "sqlite":
         return "sqlite"
@@ -41,6 +44,8 @@ def _dialect(settings: Settings) -> Literal["sqlite", "postgres"]:
 
 
 def _sqlite_path(settings: Settings) -> Path:
+    from sqlalchemy.engine import make_url
+
     database = make_url(settings.resolved_database_url).database
     if not database or database == ":memory:":
         raise QueryRefused("an in-memory SQLite catalog cannot be queried from outside")
@@ -59,6 +64,9 @@ def limits(settings: Settings, limit: int | None = None) -> Limits:
 def run_readonly(settings: Settings, query: str, *, limit: int | None = None) -> QueryResult:
     """Runs one read-only query; at most min(limit, FOOTAGE_SQL_MAX_ROWS) rows and
     FOOTAGE_SQL_MAX_BYTES of values, within FOOTAGE_SQL_TIMEOUT_S."""
+    from search.sql import postgres, sqlite
+    from search.sql.check import check_query
+
     dialect = _dialect(settings)
     check_query(query, dialect)
     if dialect == "sqlite":
@@ -68,6 +76,8 @@ def run_readonly(settings: Settings, query: str, *, limit: int | None = None) ->
 
 def sandbox_status(settings: Settings) -> str:
     """Who users' SQL runs as; raises QueryRefused / QueryError saying why it cannot run."""
+    from search.sql import postgres
+
     if _dialect(settings) == "sqlite":
         return f"the SQLite catalog opened read-only ({_sqlite_path(settings)})"
     target = postgres.reader_target(settings)
