@@ -18,8 +18,8 @@ from search.sql.result import Cap, Limits, QueryResult
 if TYPE_CHECKING:
     from footage.settings import Settings
 
-# The parser and the engines are imported when used: search.sql.sqlite is loaded by the
-# fork server its queries run under, whose start should not pay for them.
+# The parser and the engines are imported when used: the process a SQLite query runs in
+# imports search.sql.sqlite, and should not pay for PostgreSQL, SQLAlchemy or the parser.
 
 __all__ = [
     "Cap",
