@@ -58,9 +58,10 @@ def run_checks(settings: Settings) -> Iterator[Check]:
     from search.sql import QueryError, sandbox_status
 
     try:
-        yield Check("SQL console", True, f"users' SQL runs as {sandbox_status(settings)}")
+        sql_console = Check("SQL console", True, f"users' SQL runs as {sandbox_status(settings)}")
     except QueryError as exc:
-        yield Check("SQL console", False, str(exc), required=False)
+        sql_console = Check("SQL console", False, str(exc), required=False)
+    yield sql_console
 
     import av
 
