@@ -21,3 +21,12 @@ class NotFound(FootageError, LookupError):
 
 class Unavailable(FootageError):
     """A service or model that the request needs cannot be reached or loaded."""
+
+
+class QueryError(FootageError):
+    """A user's SQL query failed: the database's message (first line), or a limit it hit."""
+
+
+class QueryRefused(QueryError):
+    """A user's SQL query was not run, or was stopped, because it is not a read-only query
+    (or the sandbox it must run in is not set up); the message says which and why."""

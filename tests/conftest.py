@@ -13,6 +13,7 @@ import pytest
 
 from footage.db import Catalog
 from footage.settings import Settings
+from footage.sql_reader import reader_role
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -57,6 +58,8 @@ def _pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # roles are cluster-wide: the catalog's read-only role (migration 0004) too
+            conn.execute(f'DROP ROLE IF EXISTS "{reader_role(name)}"')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

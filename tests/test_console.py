@@ -217,10 +217,16 @@ def test_sql_tab_answers_queries_and_refuses_writes(env: Settings) -> None:
     assert not at.exception and not at.error
     assert at.dataframe[-1].value["n"].tolist() == [expected]
 
+    at.text_area(key="sql").input("SELECT id FROM detections_v")
+    at.number_input(key="sql_limit").set_value(1)
+    at.button(key="sql_run").click().run()
+    assert len(at.dataframe[-1].value) == 1
+    assert any("row limit" in warning.value for warning in at.warning)
+
     at.text_area(key="sql").input("DELETE FROM detections")
     at.button(key="sql_run").click().run()
     assert not at.exception
-    assert len(at.error) == 1 and at.error[0].value.startswith("Query failed")
+    assert len(at.error) == 1 and at.error[0].value.startswith("Query refused")
     assert run_readonly(env, "SELECT count(*) FROM detections_v").rows[0][0] == expected
 
 

@@ -291,18 +291,26 @@ def sql(
         typer.Argument(help="A read-only SQL query; views: detections_v, segments_v, tracks_v."),
     ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
-    limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
+    limit: Annotated[
+        int, typer.Option(min=1, help="At most this many rows (FOOTAGE_SQL_MAX_ROWS caps it).")
+    ] = 1000,
 ) -> None:
-    """Query the catalog with SQL (read-only)."""
-    from search.sql import QueryError, run_readonly
+    """Query the catalog with SQL (read-only, one SELECT, within FOOTAGE_SQL_* limits)."""
+    from rich.markup import escape
+    from rich.text import Text
+
+    from search.sql import QueryError, QueryRefused, run_readonly
 
     settings = _settings()
     Catalog(settings).dispose()  # creates / upgrades the schema on first use
     try:
         result = run_readonly(settings, query, limit=limit)
+    except QueryRefused as exc:
+        err.print(f"[red]Query refused:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     except QueryError as exc:
-        err.print(f"[red]Query failed:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        err.print(f"[red]Query failed:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     if fmt == "json":
         out.print_json(
             json.dumps(
@@ -314,14 +322,38 @@ def sql(
         writer.writerow(result.columns)
         writer.writerows(result.rows)
     else:
-        table = Table(*result.columns)
+        # Text cells: values are shown as they are, never read as Rich markup.
+        table = Table()
+        for column in result.columns:
+            table.add_column(Text(column))
         for row in result.rows:
             table.add_row(
-                *("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
+                *(
+                    Text("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
+                    for v in row
+                )
             )
         out.print(table)
-    if result.truncated:
-        err.print(f"[yellow]only the first {limit} rows are shown (--limit)[/yellow]")
+    if result.notice:
+        err.print(f"[yellow]{escape(result.notice)}[/yellow]")
+
+
+@db_app.command("reader-sql")
+def db_reader_sql() -> None:
+    """Print the SQL a DBA runs to make the read-only role users' SQL runs as (PostgreSQL,
+    where the catalog's role cannot create roles), with a fresh password."""
+    import secrets
+
+    from sqlalchemy.engine import make_url
+
+    from footage.sql_reader import setup_sql
+
+    settings = _settings()
+    url = settings.resolved_database_url
+    if make_url(url).get_backend_name() != "postgresql":
+        err.print("SQLite catalogs need no reader role: users' SQL opens the file read-only.")
+        raise typer.Exit(2)
+    print(setup_sql(url, secrets.token_urlsafe(24)))
 
 
 def _parse_when(value: str | None) -> datetime | None:

@@ -28,7 +28,7 @@ from footage.images import ImageLimits, decode_image, read_limited
 from footage.media import inside
 from footage.settings import Settings
 from search.query import SearchResult
-from search.sql import QueryError, QueryResult, run_readonly
+from search.sql import QueryError, QueryRefused, QueryResult, run_readonly
 from search.videos import list_videos
 from ui.private_cache import PrivateCache
 
@@ -370,7 +370,10 @@ def timeline_tab(catalog: Catalog, settings: Settings, cameras: tuple[str, ...])
 
 
 def sql_tab(settings: Settings) -> None:
-    st.caption("Read-only. Views: detections_v, segments_v, tracks_v (see the README).")
+    st.caption(
+        f"One read-only SELECT, stopped after {settings.sql_timeout_s:g} s. Views: "
+        "detections_v, segments_v, tracks_v (see the README)."
+    )
     with st.form("sql_form", border=False):
         query = st.text_area(
             "SQL",
@@ -383,6 +386,8 @@ def sql_tab(settings: Settings) -> None:
         if run_col.form_submit_button("Run", key="sql_run"):
             try:
                 answer: QueryResult | str = run_readonly(settings, query, limit=int(limit))
+            except QueryRefused as exc:
+                answer = f"Query refused: {exc}"
             except QueryError as exc:
                 answer = f"Query failed: {exc}"
             st.session_state.sql_answer = answer  # kept while other widgets rerun the page
@@ -391,5 +396,5 @@ def sql_tab(settings: Settings) -> None:
         st.error(shown)
     elif shown is not None:
         st.dataframe(query_frame(shown), hide_index=True, width="stretch")
-        if shown.truncated:
-            st.warning(f"Only the first {len(shown.rows)} rows are shown.")
+        if shown.notice:
+            st.warning(shown.notice)

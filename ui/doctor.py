@@ -65,6 +65,14 @@ def _checks(settings: Settings) -> Iterator[Check]:
         except EmbedderUnavailable as exc:
             yield Check(name, False, str(exc), required=False)
 
+    from search.sql import QueryError, sandbox_status
+
+    try:
+        sql_console = Check("SQL console", True, f"users' SQL runs as {sandbox_status(settings)}")
+    except QueryError as exc:
+        sql_console = Check("SQL console", False, str(exc), required=False)
+    yield sql_console
+
     import av
 
     yield Check(

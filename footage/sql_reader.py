@@ -1,0 +1,87 @@
+"""The PostgreSQL role users' SQL runs as: its name, what it may read, how a DBA makes it.
+
+Roles are cluster-wide and catalogs are databases, so each catalog has its own reader role,
+named after its database. The migrations create it where the app's role may create roles
+(its password is kept in `SECRET_TABLE`, which only the app's role can read); elsewhere a
+DBA runs `setup_sql` and sets FOOTAGE_SQL_READER_URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+SECRET_TABLE = "footage_sql_reader"
+
+# What users' SQL may read: the views (the users' contract) and the tables they read.
+# Not alembic_version, not SECRET_TABLE. A migration that adds a table or a view users
+# should read adds it here and calls migrations.sql_reader_role.grant_reader_select.
+READABLE = (
+    "cameras",
+    "videos",
+    "segments",
+    "tracks",
+    "detections",
+    "detections_v",
+    "segments_v",
+    "tracks_v",
+)
+
+# Session defaults of the role, for any client that logs in as it (footage sets its own
+# statement_timeout from FOOTAGE_SQL_TIMEOUT_S on every connection).
+ROLE_SETTINGS = {
+    "default_transaction_read_only": "on",
+    "statement_timeout": "60s",
+    "idle_in_transaction_session_timeout": "60s",
+}
+ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+
+_PREFIX = "footage_reader_"
+_MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+
+
+def reader_role(database: str) -> str:
+    """`footage_reader_<database>`, made a plain identifier of at most 63 characters; a name
+    that had to change gets a hash of the real one, so two databases never share a role."""
+    clean = re.sub(r"[^a-z0-9_]", "_", database.lower())
+    if clean == database and len(_PREFIX) + len(clean) <= _MAX_IDENTIFIER:
+        return _PREFIX + clean
+    digest = hashlib.sha256(database.encode()).hexdigest()[:8]
+    room = _MAX_IDENTIFIER - len(_PREFIX) - len(digest) - 1
+    return f"{_PREFIX}{clean[:room]}_{digest}"
+
+
+def setup_sql(database_url: str, password: str) -> str:
+    """The SQL a DBA runs where the app's role cannot create roles, and the setting after."""
+    url = make_url(database_url)
+    database = url.database or url.username or "postgres"
+    role = sql.Identifier(reader_role(database))
+    owner = url.username or "the catalog's owner"
+    lines: list[str | sql.Composable] = [
+        "-- Users' SQL (footage sql, the console's SQL tab) runs as this read-only role.",
+        "-- 1. As a superuser or a role with CREATEROLE:",
+        sql.SQL("CREATE ROLE {} {} PASSWORD {};").format(
+            role, sql.SQL(ROLE_ATTRIBUTES), sql.Literal(password)
+        ),
+        *(
+            sql.SQL("ALTER ROLE {} SET {} = {};").format(
+                role, sql.Identifier(name), sql.Literal(value)
+            )
+            for name, value in ROLE_SETTINGS.items()
+        ),
+        f"-- 2. Connected to database {database!r} as its owner ({owner}) or a superuser:",
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {};").format(sql.Identifier(database), role),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {};").format(role),
+        sql.SQL("GRANT SELECT ON {} TO {};").format(
+            sql.SQL(", ").join(map(sql.Identifier, READABLE)), role
+        ),
+        "-- 3. Then give footage the role's URL:",
+        "-- FOOTAGE_SQL_READER_URL="
+        + url.set(username=reader_role(database), password=password).render_as_string(
+            hide_password=False
+        ),
+    ]
+    return "\n".join(line if isinstance(line, str) else line.as_string() for line in lines)
