@@ -11,9 +11,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
+from footage.errors import Unavailable
+from footage.secrets import mask_secrets, mask_url
 from footage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,13 +66,26 @@ def current_revision(engine: Engine) -> str | None:
             return None
 
 
+def unreachable(url: str, exc: BaseException) -> str:
+    """Why the catalog database cannot be used, without its password."""
+    reason = getattr(exc, "orig", None) or exc
+    first = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
+    return (
+        f"cannot open the catalog at {mask_url(url)}: {mask_secrets(first)} "
+        "(check FOOTAGE_DATABASE_URL and that the database server runs; `footage doctor`)"
+    )
+
+
 class Catalog:
     """One per process: the engine and a session factory for the catalog database."""
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.url = settings.resolved_database_url
         if migrate:
-            upgrade(self.url)
+            try:
+                upgrade(self.url)
+            except (DBAPIError, OSError) as exc:
+                raise Unavailable(unreachable(self.url, exc)) from exc
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

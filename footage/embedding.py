@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from footage.errors import Unavailable
 from footage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
 
 
-class EmbedderUnavailable(Exception):
+class EmbedderUnavailable(Unavailable):
     """The model cannot be loaded here; the message says why and how to fix it."""
 
 

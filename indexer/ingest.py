@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from footage.catalog import Camera, Video, VideoStatus
 from footage.db import Catalog
+from footage.names import camera_name
 from footage.settings import Settings
 from indexer.claims import (
     AlreadyDone,
@@ -92,6 +93,9 @@ class IngestRequest:
     path: Path
     camera: str
     start: datetime | None = None  # wall-clock time of the first frame
+
+    def __post_init__(self) -> None:
+        camera_name(self.camera)  # InvalidInput before a camera row could be made
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -171,13 +172,29 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
         session.execute(
             update(Video)
             .where(Video.id == video.id)
-            .values(status="processing", progress_s=video.duration_s / 2)
+            .values(
+                status="processing",
+                progress_s=video.duration_s / 2,
+                claim_owner="worker-3:99",
+                lease_until=datetime.now(UTC) + timedelta(minutes=1),
+            )
         )
     try:
         at.run()
         (bar,) = at.get("progress")
         assert bar.proto.value == 50
         assert "processing" in set(at.dataframe[0].value["status"])
+        # Its worker falls silent: the lease runs out, and the tab says so.
+        with catalog.unit_of_work() as session:
+            session.execute(
+                update(Video)
+                .where(Video.id == video.id)
+                .values(lease_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        at.run()
+        table = at.dataframe[0].value
+        assert not at.get("progress") and "stale" in set(table["status"])
+        assert any("worker-3:99" in note for note in table["note"])
     finally:
         with catalog.unit_of_work() as session:
             session.execute(

@@ -175,7 +175,8 @@ def ingest(
             style = {"done": "green", "failed": "red", "waiting": "yellow"}.get(
                 outcome.status, "cyan"
             )
-            out.print(f"[{style}]{outcome.status:>7}[/{style}]  {outcome.path}  {outcome.message}")
+            said = escape(f"{outcome.path}  {outcome.message}")
+            out.print(f"[{style}]{outcome.status:>7}[/{style}]  {said}")
             failed += not outcome.ok
     catalog.dispose()
     if failed:
@@ -200,15 +201,15 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
     finally:
         catalog.dispose()
     for queued in report.sent:
-        out.print(f"[green] queued[/green]  {queued.path}  video {queued.video_id}")
+        out.print(f"[green] queued[/green]  {escape(str(queued.path))}  video {queued.video_id}")
     for queued in report.already:
-        out.print(f"[cyan]skipped[/cyan]  {queued.path}  {queued.note}")
+        out.print(f"[cyan]skipped[/cyan]  {escape(f'{queued.path}  {queued.note}')}")
     for path, why in report.unusable:
-        out.print(f"[red] failed[/red]  {path}  cannot be queued: {why}")
+        out.print(f"[red] failed[/red]  {escape(f'{path}  cannot be queued: {why}')}")
     if report.unsent:
         ids = ", ".join(str(q.video_id) for q in report.unsent)
         err.print(
-            f"[red]The broker is unreachable[/red] ({report.broker_error}). "
+            f"[red]The broker is unreachable[/red] ({escape(mask_secrets(report.broker_error or ''))}). "
             f"{len(report.unsent)} file(s) are recorded as queued (videos {ids}) but were not "
             f"sent; {len(report.sent)} were sent. Workers send the rest when the broker is "
             "back (at start and every "
@@ -265,23 +266,22 @@ def videos(
         when = f"{item['started_at'][:19]} ({item['start_source']})" if item["started_at"] else "-"
         table.add_row(
             str(item["id"]),
-            item["camera"],
-            Path(item["path"]).name,
+            escape(item["camera"]),
+            escape(Path(item["path"]).name),
             f"[{style}]{item['state']}[/{style}]",
             duration,
             str(item["segments"]),
             when,
         )
     out.print(table)
-    for item in items:
+    for item in items:  # catalog text is shown as it is, never read as Rich markup
+        where = escape(f"{item['path']}: {item['error'] or item['warning'] or ''}")
         if item["error"]:
-            out.print(f"[red]video {item['id']} failed:[/red] {item['path']}: {item['error']}")
+            out.print(f"[red]video {item['id']} failed:[/red] {where}")
         elif item["activity"]:
-            out.print(f"video {item['id']} {item['state']}: {item['activity']}")
+            out.print(f"video {item['id']} {item['state']}: {escape(item['activity'])}")
         if item["warning"] and not item["error"]:
-            out.print(
-                f"[yellow]video {item['id']} note:[/yellow] {item['path']}: {item['warning']}"
-            )
+            out.print(f"[yellow]video {item['id']} note:[/yellow] {where}")
 
 
 @app.command()

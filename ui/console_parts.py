@@ -29,7 +29,7 @@ from footage.media import inside
 from footage.settings import Settings
 from search.query import SearchResult
 from search.sql import QueryError, QueryRefused, QueryResult, run_readonly
-from search.videos import list_videos
+from search.videos import activity, list_videos
 from ui.private_cache import PrivateCache
 
 # st.video reads the whole file into memory: bigger files are played as an excerpt.
@@ -123,17 +123,18 @@ def video_table(catalog: Catalog) -> pd.DataFrame:
         duration = video.duration_s or 0.0
         done = video.status == VideoStatus.DONE
         share = 1.0 if done else (min(video.progress_s / duration, 1.0) if duration else 0.0)
+        state, detail = activity(video)  # a dead ingest's video is "stale", not "processing"
         items.append(
             {
                 "id": video.id,
                 "camera": camera,
                 "file": Path(video.path).name,
-                "status": video.status,
+                "status": state,
                 "progress": share,
                 "seconds": f"{video.progress_s:.0f} of {duration:.0f} s" if duration else "-",
                 "segments": n,
                 "first frame at": local_time(video.started_at) if video.started_at else "-",
-                "note": video.error or video.warning or "",
+                "note": video.error or video.warning or detail,
                 "path": video.path,
             }
         )
@@ -315,7 +316,7 @@ def videos_tab(catalog: Catalog) -> None:
             "note": st.column_config.TextColumn("error / warning", width="large"),
         },
     )
-    if not busy.empty or (table["status"] == "pending").any():
+    if table["status"].isin(["processing", "queued", "stale"]).any():
         st.button("Refresh")
 
 

@@ -13,6 +13,7 @@ re-sent task harmless: it finds the video done, or being done, and says so.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,7 @@ from celery import Celery, signals
 
 from footage.db import Catalog
 from footage.errors import Unavailable
+from footage.secrets import install_secret_filter
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
 
@@ -107,7 +109,12 @@ def worker_app(settings: Settings) -> Celery:
         if getattr(sender, "app", app) is app:
             sweeper.stop()
 
+    def mask(logger: logging.Logger, **_: Any) -> None:
+        install_secret_filter(logger)  # Celery's handlers too: no password in a log line
+
     # weak=False: the handlers live as long as the app, not as long as this frame.
+    signals.after_setup_logger.connect(mask, weak=False)
+    signals.after_setup_task_logger.connect(mask, weak=False)
     signals.worker_ready.connect(start, weak=False)
     signals.worker_shutdown.connect(stop, weak=False)
     app.conf.footage_sweeper = sweeper

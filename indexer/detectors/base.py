@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from footage.errors import Unavailable
 from indexer.values import Detections, Image
 
 
@@ -17,7 +18,7 @@ class Detector(Protocol):
     def detect(self, images: Sequence[Image]) -> list[Detections]: ...
 
 
-class DetectorUnavailable(Exception):
+class DetectorUnavailable(Unavailable):
     """The configured detector cannot be loaded; the message tells the user how to fix it."""
 
 
