@@ -208,8 +208,9 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
         out.print(f"[red] failed[/red]  {escape(f'{path}  cannot be queued: {why}')}")
     if report.unsent:
         ids = ", ".join(str(q.video_id) for q in report.unsent)
+        why = escape(mask_secrets(report.broker_error or ""))
         err.print(
-            f"[red]The broker is unreachable[/red] ({escape(mask_secrets(report.broker_error or ''))}). "
+            f"[red]The broker is unreachable[/red] ({why}). "
             f"{len(report.unsent)} file(s) are recorded as queued (videos {ids}) but were not "
             f"sent; {len(report.sent)} were sent. Workers send the rest when the broker is "
             "back (at start and every "
