@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from footage.catalog import Segment
-from footage.db import Catalog
+from footage.db import Catalog, make_engine, upgrade
 from footage.errors import InvalidInput, NotFound
 from footage.images import ImageLimits, decode_image, load_image
 from footage.media import media_file
@@ -34,7 +34,7 @@ from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
 from search.query import Filters, SearchRequest
 from tests import hostile_images as hostile
-from tests.conftest import clip, make_settings
+from tests.conftest import _pg_database, clip, make_settings
 from ui.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,21 +287,48 @@ def test_a_good_search_still_answers(env: dict[str, str], tmp_path: Path) -> Non
     assert '"camera": "zone"' in run.stdout
 
 
+def test_an_unreachable_catalog_is_a_message_without_its_password(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**env, "FOOTAGE_DATABASE_URL": "postgresql+psycopg://footage:s3cret-pg@127.0.0.1:1/x"}
+    run = footage(["videos"], env, tmp_path)
+    assert run.code == 2, run.output
+    assert "s3cret" not in run.output and "Traceback" not in run.output
+    message = " ".join(run.stderr.split())
+    assert message.startswith("cannot open the catalog at postgresql+psycopg://footage:***@")
+    assert "Connection refused" in message and "FOOTAGE_DATABASE_URL" in message
+
+
+@pytest.fixture
+def broken_catalog() -> Iterator[str]:
+    """A PostgreSQL catalog missing a table (someone dropped it by hand), reached through a
+    URL with a password in it (trust auth here accepts any)."""
+    for url in _pg_database():
+        upgrade(url)
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE segments CASCADE"))
+        engine.dispose()
+        yield url.replace(
+            "postgresql+psycopg://postgres@", "postgresql+psycopg://postgres:s3cret-pg@"
+        )
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "-v"])
 def test_an_unexpected_error_is_one_line_and_the_password_stays_hidden(
-    env: dict[str, str], tmp_path: Path, verbose: bool
+    env: dict[str, str], tmp_path: Path, broken_catalog: str, verbose: bool
 ) -> None:
-    # A catalog that cannot be reached is not a FootageError: it is reported as internal.
-    env = {**env, "FOOTAGE_DATABASE_URL": "postgresql+psycopg://footage:s3cret-pg@127.0.0.1:1/x"}
+    env = {**env, "FOOTAGE_DATABASE_URL": broken_catalog}
     run = footage(["-v", "videos"] if verbose else ["videos"], env, tmp_path)
     assert run.code == 3, run.output
     assert "s3cret" not in run.output
     if verbose:
-        assert "Traceback" in run.stderr and "OperationalError" in run.stderr
+        assert "Traceback" in run.stderr and "UndefinedTable" in run.stderr
     else:
         assert "Traceback" not in run.output
         (line,) = run.stderr.strip().splitlines()
-        assert line.startswith("Internal error: OperationalError: ")
+        assert line.startswith("Internal error: ProgrammingError: ")
         assert line.endswith("— run with -v for the traceback")
 
 
