@@ -13,37 +13,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 
-from footage.catalog import Camera, Detection, Embedding, Segment, Track, Video
+from footage.catalog import Camera, Video
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.claims import Busy, Claim, Claims, FileTarget, owner_name
 from indexer.files import fingerprint
 from indexer.ingest import Ingestor, IngestRequest
 from search.videos import activity, list_videos
+from tests.catalog_checks import counts, fingerprint_rows, said
 from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
 
 CLIP = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"  # 85 s, 17 segments of 5 s
-
-
-def counts(catalog: Catalog) -> dict[str, int]:
-    with catalog.engine.connect() as conn:
-        return {
-            model.__tablename__: conn.execute(select(func.count()).select_from(model)).scalar_one()
-            for model in (Video, Segment, Track, Detection, Embedding)
-        }
-
-
-def fingerprint_rows(catalog: Catalog) -> list[tuple[object, ...]]:
-    with catalog.engine.connect() as conn:
-        segments = conn.execute(
-            text("SELECT start_s, end_s, analysed, description FROM segments_v ORDER BY start_s")
-        ).all()
-        detections = conn.execute(
-            text("SELECT offset_s, label, round(x1), round(y1) FROM detections ORDER BY 1, 2, 3, 4")
-        ).all()
-    return [tuple(r) for r in [*segments, *detections]]
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +53,6 @@ def _ingest_command(settings: Settings) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def said(output: str) -> str:
-    """What a command printed, with Rich's line wrapping undone."""
-    return " ".join(output.split())
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

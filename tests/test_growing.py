@@ -16,8 +16,8 @@ from footage.db import Catalog
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
 from indexer.queued import record_queued
+from tests.catalog_checks import counts, fingerprint_rows
 from tests.conftest import clip, make_settings
-from tests.test_claims import counts, fingerprint_rows
 
 CLIP = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"
 START = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)  # the recording's first frame

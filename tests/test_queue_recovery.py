@@ -22,8 +22,8 @@ from footage.catalog import Video
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
+from tests.catalog_checks import counts, fingerprint_rows, said
 from tests.conftest import FOOTAGE_CLI, _pg_database, cli_env, clip, make_settings
-from tests.test_claims import counts, fingerprint_rows, said
 from workers.app import make_celery
 from workers.enqueue import enqueue
 
