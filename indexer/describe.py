@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from footage.phrases import clock
 from indexer.values import AnalysedFrame, TrackSighting
 
 _PLURALS = {"person": "people", "bus": "buses", "bench": "benches", "knife": "knives"}
@@ -19,10 +20,6 @@ def plural(label: str, n: int) -> str:
     if n == 1:
         return label
     return _PLURALS.get(label, label + "s")
-
-
-def clock(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def video_clock(seconds: float) -> str:

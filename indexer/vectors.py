@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from footage.catalog import Camera, Embedding, Segment, Track, VectorKind
 from footage.embedding import ClipEmbedder, TextEmbedder, Vectors
-from indexer.describe import clock
+from footage.phrases import track_sentence
 from indexer.values import Image
 
 log = logging.getLogger(__name__)
@@ -28,17 +28,6 @@ log = logging.getLogger(__name__)
 def load_rgb(path: Path) -> Image | None:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     return None if image is None else np.ascontiguousarray(image[:, :, ::-1])
-
-
-def track_sentence(track: Track, camera: str) -> str:
-    """One line a person might type to find this object."""
-    label, color = track.label, track.color
-    what = (f"{label} in {color}" if label == "person" else f"{color} {label}") if color else label
-    seen = max(0.0, track.last_s - track.first_s)
-    return (
-        f"{what} on camera {camera} at {clock(track.first_at)}, "
-        f"seen for {seen:.0f} s (video {track.first_s:.0f}-{track.last_s:.0f} s)"
-    )
 
 
 @dataclass

@@ -9,11 +9,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from footage.catalog import Camera, Detection, Segment, Track, Video
+from footage.classes import COCO80
 from footage.db import Catalog
 from footage.media import media_file
+from footage.phrases import track_sentence
 from footage.settings import Settings
-from indexer.detectors.classes import COCO80
-from indexer.vectors import track_sentence
 from search.query import SearchRequest, SearchResult
 
 

@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from footage.classes import NAMED_CLASS_LISTS
 from indexer.detectors.base import DetectorUnavailable, classwise_nms, clip_boxes
-from indexer.detectors.classes import NAMED_CLASS_LISTS
 from indexer.values import Detections, Image
 
 _BOX_COLUMNS = ("x1", "y1", "x2", "y2")

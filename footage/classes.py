@@ -1,4 +1,5 @@
-"""Class-name lists that model specs may name instead of listing their classes."""
+"""Class-name lists: what detectors may name instead of listing their classes, and the
+vocabulary search reads in queries. Shared, so search never imports the indexer."""
 
 COCO80 = (
     "person",
