@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,9 +24,9 @@ pytest.importorskip("streamlit", reason="the console needs streamlit (pip instal
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from tests.console_app import CONSOLE, search, start, use_catalog  # noqa: E402
 from ui import console_parts  # noqa: E402
 
-CONSOLE = Path(__file__).resolve().parents[1] / "ui" / "console.py"
 STREET = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"  # MPEG-4 part 2: browsers cannot play it
 CAMPUS = "mot15_TUD-Campus_640x480_mpeg4.mp4"
 
@@ -45,34 +44,17 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Settin
 
 
 @pytest.fixture
-def env(indexed: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Settings]:
-    for name, value in {
-        "FOOTAGE_DATA_DIR": str(indexed.data_dir),
-        "FOOTAGE_DETECTOR": indexed.detector,
-        "FOOTAGE_EMBED_IMAGES": "false",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("FOOTAGE_DATABASE_URL", raising=False)
-    shutil.rmtree(indexed.cache_dir, ignore_errors=True)  # no excerpt from another test
-    st.cache_resource.clear()  # AppTest runs in this process: no catalog from another test
-    st.cache_data.clear()
-    yield indexed
-    st.cache_resource.clear()
-    st.cache_data.clear()
+def env(indexed: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    yield from use_catalog(indexed, monkeypatch)
 
 
 def _start() -> AppTest:
-    at = AppTest.from_file(str(CONSOLE), default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
+    at = start()
     assert not at.error, [e.value for e in at.error]
     return at
 
 
-def _search(at: AppTest, text: str) -> None:
-    at.text_input(key="text").input(text)
-    at.button(key="search_button").click().run()
-    assert not at.exception, at.exception
+_search = search
 
 
 def _cards(at: AppTest) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -31,14 +30,13 @@ from tests.conftest import clip, make_settings
 
 pytest.importorskip("streamlit", reason="the console needs streamlit (pip install streamlit)")
 
-import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from tests.console_app import search, start, use_catalog  # noqa: E402
 from ui import console_parts  # noqa: E402
 from ui.private_cache import PrivateCache  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CONSOLE = REPO / "ui" / "console.py"
 STREET = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"  # MPEG-4 part 2: played as an excerpt
 
 
@@ -54,32 +52,10 @@ def indexed(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Settin
 
 @pytest.fixture
 def env(indexed: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    for name, value in {
-        "FOOTAGE_DATA_DIR": str(indexed.data_dir),
-        "FOOTAGE_DETECTOR": indexed.detector,
-        "FOOTAGE_EMBED_IMAGES": "false",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("FOOTAGE_DATABASE_URL", raising=False)
-    shutil.rmtree(indexed.cache_dir, ignore_errors=True)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield indexed
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    yield from use_catalog(indexed, monkeypatch)
 
 
-def _start() -> AppTest:
-    at = AppTest.from_file(str(CONSOLE), default_timeout=120)
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def _search(at: AppTest, text: str) -> None:
-    at.text_input(key="text").input(text)
-    at.button(key="search_button").click().run()
-    assert not at.exception, at.exception
+_start, _search = start, search
 
 
 def _captions(at: AppTest) -> list[str]:

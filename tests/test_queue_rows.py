@@ -22,6 +22,22 @@ def _set(catalog: Catalog, video_id: int, **values: object) -> None:
         session.execute(update(Video).where(Video.id == video_id).values(**values))
 
 
+PAST = datetime.now(UTC) - timedelta(minutes=5)
+
+
+def _stale(catalog: Catalog, video_id: int, owner: str = "nvr-9:77", **values: object) -> None:
+    """As a worker on another host left it: processing, its lease run out."""
+    _set(
+        catalog,
+        video_id,
+        status="processing",
+        claim_owner=owner,
+        claim_token="tok",
+        lease_until=PAST,
+        **values,
+    )
+
+
 def _video(catalog: Catalog, video_id: int) -> Video:
     with catalog.unit_of_work() as session:
         return session.get_one(Video, video_id)
@@ -44,16 +60,7 @@ def test_lost_work_is_found_and_re_sent_once(catalog: Catalog) -> None:
     waiting = record_queued(catalog, IngestRequest(clip(FILES[0]), "dock"))
     stale = record_queued(catalog, IngestRequest(clip(FILES[1]), "dock"))
     _set(catalog, waiting.video_id, queued_at=past)
-    _set(
-        catalog,
-        stale.video_id,
-        status="processing",
-        claim_owner="nvr-9:77 task x",
-        claim_token="tok",
-        lease_until=past,
-        heartbeat_at=past,
-        attempts=1,
-    )
+    _stale(catalog, stale.video_id, "nvr-9:77 task x", heartbeat_at=past, attempts=1)
     # Both tasks on the broker: nothing is lost, except the stale one, whose task was taken
     # by the worker that died (delivered, not waiting).
     on_broker = {waiting.task_id, stale.task_id}
@@ -85,16 +92,8 @@ def test_lost_work_is_found_and_re_sent_once(catalog: Catalog) -> None:
 
 
 def test_a_stale_claim_that_comes_back_to_life_is_not_re_sent(catalog: Catalog) -> None:
-    past = datetime.now(UTC) - timedelta(minutes=5)
     queued = record_queued(catalog, IngestRequest(clip(FILES[0]), "dock"))
-    _set(
-        catalog,
-        queued.video_id,
-        status="processing",
-        claim_owner="nvr-9:77",
-        claim_token="tok",
-        lease_until=past,
-    )
+    _stale(catalog, queued.video_id)
     (work,) = find_lost(catalog, on_broker=set(), waiting=set(), grace_s=0)
     _set(catalog, queued.video_id, lease_until=datetime.now(UTC) + timedelta(minutes=1))  # renewed
     assert requeue(catalog, work) is None
@@ -102,17 +101,8 @@ def test_a_stale_claim_that_comes_back_to_life_is_not_re_sent(catalog: Catalog) 
 
 
 def test_work_that_keeps_dying_is_given_up_with_a_reason(catalog: Catalog) -> None:
-    past = datetime.now(UTC) - timedelta(minutes=5)
     queued = record_queued(catalog, IngestRequest(clip(FILES[0]), "dock"))
-    _set(
-        catalog,
-        queued.video_id,
-        status="processing",
-        claim_owner="nvr-9:77",
-        claim_token="tok",
-        lease_until=past,
-        attempts=MAX_ATTEMPTS,
-    )
+    _stale(catalog, queued.video_id, attempts=MAX_ATTEMPTS)
     (work,) = find_lost(catalog, on_broker=set(), waiting=set(), grace_s=0)
     assert give_up(catalog, work) and not give_up(catalog, work)
     video = _video(catalog, queued.video_id)
