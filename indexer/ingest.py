@@ -21,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from footage.catalog import Camera, Video, VideoStatus
@@ -156,11 +158,16 @@ def _now() -> datetime:
 
 
 def camera_row(session: Session, name: str) -> Camera:
+    """The camera's row, created if new; two ingests naming a new camera at once share one
+    (INSERT ... ON CONFLICT DO NOTHING: the unique name decides, nobody fails)."""
     camera = session.scalar(select(Camera).where(Camera.name == name))
     if camera is None:
-        camera = Camera(name=name, created_at=_now())
-        session.add(camera)
-        session.flush()
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        session.execute(
+            insert(Camera).values(name=name, created_at=_now()).on_conflict_do_nothing()
+        )
+        camera = session.scalars(select(Camera).where(Camera.name == name)).one()
     return camera
 
 

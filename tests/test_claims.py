@@ -20,7 +20,7 @@ from footage.db import Catalog
 from footage.settings import Settings
 from indexer.claims import Busy, Claim, Claims, FileTarget, owner_name
 from indexer.files import fingerprint
-from indexer.ingest import Ingestor, IngestRequest
+from indexer.ingest import Ingestor, IngestRequest, camera_row
 from search.videos import activity, list_videos
 from tests.catalog_checks import counts, fingerprint_rows, said
 from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
@@ -213,6 +213,29 @@ def test_racing_claims_give_the_video_to_exactly_one(short: Settings) -> None:
     with catalog.engine.connect() as conn:
         (owner,) = conn.execute(select(Video.claim_owner)).scalars()
     assert owner == winners[0].owner
+    catalog.dispose()
+
+
+def test_two_ingests_naming_a_new_camera_at_once_share_its_row(short: Settings) -> None:
+    """The second one's insert waits for the first's, then finds its row: nobody fails
+    (CI once saw a UniqueViolation here when two commands named a new camera together)."""
+    catalog = Catalog(short)
+    found: list[int] = []
+    with catalog.unit_of_work() as first:
+        mine = camera_row(first, "gate").id  # inserted, not yet committed
+
+        def second() -> None:
+            with catalog.unit_of_work() as session:
+                found.append(camera_row(session, "gate").id)
+
+        racer = threading.Thread(target=second)
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive(), "the second insert should wait for the first transaction"
+    racer.join(30)
+    assert found == [mine]
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(Camera.name)).scalars().all() == ["gate"]
     catalog.dispose()
 
 
