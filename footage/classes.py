@@ -85,3 +85,9 @@ COCO80 = (
 )
 
 NAMED_CLASS_LISTS = {"coco80": COCO80}
+
+# The colour names the indexer gives objects (indexer/colors.py), which queries may use.
+COLOR_NAMES = (
+    "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown",
+    "black", "white", "gray",
+)  # fmt: skip

@@ -26,6 +26,13 @@ class Hit:
     score: float
 
 
+@dataclass(frozen=True)
+class Ranked:
+    score: float  # calibrated: comparable across queries
+    relevant: bool
+    hit: Hit
+
+
 _SYNONYMS = {
     "man": "person",
     "men": "person",
@@ -114,14 +121,14 @@ def _best_second(
 def build_results(
     catalog: Catalog,
     settings: Settings,
-    ranked: list[tuple[float, Hit]],
+    ranked: list[Ranked],
     request: SearchRequest,
     *,
     limit: int,
 ) -> list[SearchResult]:
     if not ranked:
         return []
-    ids = [hit.segment_id for _, hit in ranked]
+    ids = [r.hit.segment_id for r in ranked]
     with catalog.unit_of_work() as session:
         rows = session.execute(
             select(Segment, Video.path, Video.started_at, Camera.name)
@@ -132,7 +139,9 @@ def build_results(
         tracks = {
             t.id: t
             for t in session.scalars(
-                select(Track).where(Track.id.in_([h.track_id for _, h in ranked if h.track_id]))
+                select(Track).where(
+                    Track.id.in_([r.hit.track_id for r in ranked if r.hit.track_id])
+                )
             )
         }
     info = {r.Segment.id: r for r in rows}
@@ -140,14 +149,18 @@ def build_results(
     period = 1.0 / settings.sample_fps
     used: set[int] = set()
     results: list[SearchResult] = []
-    for score, hit in ranked:
+    for ranked_hit in ranked:
+        score, hit = ranked_hit.score, ranked_hit.hit
         if hit.segment_id in used or hit.segment_id not in info:
             continue
         row = info[hit.segment_id]
         segment = row.Segment
         # A moment: this segment and its matched neighbours in the same video.
         members = [segment]
-        for other_score, other in ranked:
+        for other_ranked in ranked:
+            other_score, other = other_ranked.score, other_ranked.hit
+            if other_ranked.relevant != ranked_hit.relevant:
+                continue
             o = info.get(other.segment_id)
             if o is None or other.segment_id in used or o.Segment.video_id != segment.video_id:
                 continue
@@ -177,6 +190,7 @@ def build_results(
                 at_s=at_s,
                 at=started + timedelta(seconds=at_s),
                 score=score,
+                relevant=ranked_hit.relevant,
                 view=_VIEW_NAMES.get(hit.kind, hit.kind),
                 why=why,
                 thumbnail=_absolute(settings, segment.thumbnail),

@@ -24,8 +24,10 @@ from footage.images import CheckedImage, ImageLimits, load_image
 from footage.settings import Settings
 from search import filters as sql_filters
 from search.index_store import IndexKey, IndexStore
-from search.moments import Hit, build_results
+from search.moments import Hit, Ranked, build_results
 from search.query import SearchRequest, SearchResponse
+from search.relevance import Calibration, calibration_for, judge, segment_objects
+from search.vocabulary import Terms, terms
 
 log = logging.getLogger(__name__)
 
@@ -178,21 +180,58 @@ class Searcher:
         views = self._views(request)
         depth = max(50, request.limit * 8)
         per_view: dict[str, dict[int, Hit]] = {}
+        models: dict[str, str] = {}
         for view in views:
             best: dict[int, Hit] = per_view.setdefault(view.view, {})
+            models[view.view] = view.model
             for kind in view.kinds:
                 for hit in self.rank(request, kind, view.model, view.vectors[kind], depth):
                     if hit.segment_id not in best or hit.score > best[hit.segment_id].score:
                         best[hit.segment_id] = hit
-        fused = fuse(per_view, self.settings.image_weight)
-        results = build_results(self.catalog, self.settings, fused, request, limit=request.limit)
+        calibrated: dict[str, Calibration] = {}
+        if request.text is not None:  # examples and "more like this" have no calibration
+            for view_name, model in models.items():
+                if (found := calibration_for(model)) is not None:
+                    calibrated[view_name] = found
+                elif per_view.get(view_name):
+                    self.notices.append(
+                        f"{view_name} similarity of {model} is not calibrated: it ranks, but "
+                        "cannot make a moment relevant"
+                    )
+        fused = fuse(per_view, self.settings.image_weight, calibrated)
+        terms = query_terms(request)
+        objects = segment_objects(self.catalog, (f.hit.segment_id for f in fused))
+        judged = [
+            Ranked(j.score, j.relevant, f.hit)
+            for f in fused
+            for j in [judge(terms, f.calibrated, objects[f.hit.segment_id])]
+        ]
+        if request.text is None:  # an example's neighbours are relevant by construction
+            judged = [Ranked(r.score, True, r.hit) for r in judged]
+        judged.sort(key=lambda r: (not r.relevant, -r.score, r.hit.segment_id))
+        results = build_results(self.catalog, self.settings, judged, request, limit=request.limit)
         return SearchResponse(
             tuple(results), tuple(dict.fromkeys(self.notices)), "; ".join(self.strategies)
         )
 
 
+def query_terms(request: SearchRequest) -> Terms:
+    """What the query and its filters name that detections can confirm."""
+    found = terms(request.text)
+    filters = request.filters
+    colors = found.colors | ({filters.color} if filters.color else set())
+    return Terms(found.labels | set(filters.labels), frozenset(colors), found.empty, found.words)
+
+
+@dataclass(frozen=True)
+class Fused:
+    rank_score: float  # orders the moments (calibrated where possible)
+    calibrated: float | None  # the weighted calibrated similarity; None: no view calibrated
+    hit: Hit  # the hit that explains the moment best
+
+
 def normalise(scores: dict[int, float]) -> dict[int, float]:
-    """Min-max over one view's candidates, so views with different scales can be added."""
+    """Min-max over one view's candidates, for a view without a calibration."""
     if not scores:
         return {}
     values = np.array(list(scores.values()))
@@ -202,19 +241,35 @@ def normalise(scores: dict[int, float]) -> dict[int, float]:
     return {k: (v - low) / (high - low) for k, v in scores.items()}
 
 
-def fuse(per_view: dict[str, dict[int, Hit]], image_weight: float) -> list[tuple[float, Hit]]:
-    """(fused score, the hit that explains it) per segment, best first."""
+def fuse(
+    per_view: dict[str, dict[int, Hit]],
+    image_weight: float,
+    calibrated: dict[str, Calibration] | None = None,
+) -> list[Fused]:
+    """Per segment: the views' scores, weighted; calibrated views give comparable scores,
+    the others min-max ranks. A view that is off or found nothing takes no share."""
+    calibrated = calibrated or {}
     weights = {"image": image_weight, "text": 1.0 - image_weight}
     present = [v for v in per_view if per_view[v]]
     total = sum(weights[v] for v in present) or 1.0
-    fused: dict[int, float] = defaultdict(float)
+    cal_total = sum(weights[v] for v in present if v in calibrated)
+    ranked: dict[int, float] = defaultdict(float)
+    cal: dict[int, float] = defaultdict(float)
     explain: dict[int, tuple[float, Hit]] = {}
     for view in present:
-        norm = normalise({seg: hit.score for seg, hit in per_view[view].items()})
-        for seg, value in norm.items():
+        raw = {seg: hit.score for seg, hit in per_view[view].items()}
+        if view in calibrated:
+            values = {seg: calibrated[view].score(v) for seg, v in raw.items()}
+        else:
+            values = normalise(raw)
+        for seg, value in values.items():
             contribution = weights[view] / total * value
-            fused[seg] += contribution
+            ranked[seg] += contribution
+            if view in calibrated and cal_total > 0:
+                cal[seg] += weights[view] / cal_total * value
             if seg not in explain or contribution > explain[seg][0]:
                 explain[seg] = (contribution, per_view[view][seg])
-    ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
-    return [(score, explain[seg][1]) for seg, score in ranked]
+    order = sorted(ranked.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [
+        Fused(score, cal[seg] if cal_total > 0 else None, explain[seg][1]) for seg, score in order
+    ]

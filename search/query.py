@@ -108,12 +108,13 @@ class SearchResult:
     end_s: float
     at_s: float  # the best matching second, from the video's first frame
     at: datetime
-    score: float
+    score: float  # calibrated relevance, comparable across queries (0.5 and up: relevant)
     view: str  # which view matched best: description, object, keyframe, object image
     why: str  # the description or the object's line that matched
     thumbnail: str | None  # absolute path of a JPEG
     crop: str | None = None
     segments: tuple[int, ...] = ()  # all segments merged into this moment
+    relevant: bool = True  # False: only the nearest there is, shown as weak
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -129,6 +130,7 @@ class SearchResult:
             "at_s": round(self.at_s, 3),
             "at": self.at.isoformat(),
             "score": round(self.score, 4),
+            "relevant": self.relevant,
             "view": self.view,
             "why": self.why,
             "thumbnail": self.thumbnail,
@@ -141,3 +143,12 @@ class SearchResponse:
     results: tuple[SearchResult, ...]
     notices: tuple[str, ...]  # e.g. "image similarity is off: ..."
     strategy: str  # how the filters were applied, for the curious
+
+    @property
+    def relevant(self) -> tuple[SearchResult, ...]:
+        return tuple(r for r in self.results if r.relevant)
+
+    @property
+    def weak(self) -> tuple[SearchResult, ...]:
+        """The nearest moments that are not relevant (shown apart, never as answers)."""
+        return tuple(r for r in self.results if not r.relevant)

@@ -1,0 +1,345 @@
+"""The ask use case: a question in, a sentence and the clips it rests on out.
+
+1. The question is understood without the LLM (search/ask/question.py): kind, cameras,
+   window, objects; all become search filters.
+2. Counts are computed in SQL and stated with their method; the LLM is not asked.
+3. Otherwise moments are retrieved (search with calibrated relevance, or the window's
+   timeline for "what happened"). When nothing relevant is found, the answer is a plain
+   "no" that says what was searched, and the LLM is not asked (it would invent).
+4. The LLM gets the evidence timeline and answers in JSON with the ids it cites; the
+   answer streams as it is written. Only ids that were in the evidence are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+
+from footage.catalog import Camera, Segment
+from footage.db import Catalog
+from footage.errors import InvalidInput
+from footage.llm import LLM, ChatMessage
+from footage.settings import Settings
+from search.ask import counting
+from search.ask.evidence import Moment, moments, within_budget
+from search.ask.question import Order, Question, QuestionKind, understand
+from search.ask.stream import ANSWER_SCHEMA, AnswerText, parse_reply
+from search.planner import Searcher
+from search.query import SearchRequest
+
+EVIDENCE_MOMENTS = 12  # what a small model handles well
+EVIDENCE_TOKENS = 1_800
+SUMMARY_MOMENTS = 40  # the timeline of a window, before the budget trims it
+
+SYSTEM = (
+    "You answer questions about CCTV footage for an investigator. Use ONLY the evidence "
+    "lines: each is one moment, starting with its id like [S12], then the camera, the "
+    "wall-clock time span, and what the detector saw. Answer in one to three short "
+    "sentences and give wall-clock times (HH:MM:SS) taken from the evidence. Cite the "
+    "numeric ids of the moments your answer rests on (S12 is cited as 12). If the "
+    "evidence does not answer the question, say so and cite nothing. Never invent times, "
+    "cameras or ids. Reply as JSON: "
+    '{"answer": "...", "citations": [12, 15]}.'
+)
+
+
+@dataclass(frozen=True)
+class AskRequest:
+    question: str
+    cameras: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    now: datetime | None = None  # "yesterday", "in the last hour" are read against it
+    moments: int = EVIDENCE_MOMENTS
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.moments <= 40:
+            raise InvalidInput(f"moments of evidence must be 1-40, not {self.moments}")
+        if self.now is not None and self.now.utcoffset() is None:
+            raise InvalidInput("--now has no time zone; give one (e.g. +01:00)")
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    answer: str
+    found: bool
+    citations: tuple[Moment, ...]
+    considered: tuple[Moment, ...]
+    filters: dict[str, object]
+    model: str | None
+    kind: QuestionKind
+    understood: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = field(default=(), repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "found": self.found,
+            "citations": [m.citation() for m in self.citations],
+            "considered": [m.citation() for m in self.considered],
+            "filters": self.filters,
+            "model": self.model,
+        }
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(
+            f"unknown time zone {name!r} (FOOTAGE_TIMEZONE); use an IANA name like Europe/Berlin"
+        ) from exc
+
+
+def _filters_dict(question: Question, zone: tzinfo) -> dict[str, object]:
+    f = question.filters
+    return {
+        "kind": question.kind.value,
+        "cameras": list(f.cameras),
+        "since": f.since.astimezone(zone).isoformat() if f.since else None,
+        "until": f.until.astimezone(zone).isoformat() if f.until else None,
+        "labels": list(f.labels),
+        "color": f.color,
+        "text": question.subject,
+    }
+
+
+class Asker:
+    """One per process or session; the LLM (None: no model configured) is loaded by the caller."""
+
+    def __init__(
+        self, catalog: Catalog, settings: Settings, llm: LLM | None, searcher: Searcher | None = None
+    ) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.llm = llm
+        self.searcher = searcher or Searcher(catalog, settings)
+
+    def _zone_for(self, cameras: tuple[str, ...]) -> tzinfo:
+        """The catalog's time zone: the named cameras' own, when they agree; else the
+        setting's."""
+        if cameras:
+            with self.catalog.engine.connect() as conn:
+                zones = set(
+                    conn.execute(
+                        select(Camera.timezone).where(Camera.name.in_(cameras))
+                    ).scalars()
+                )
+            if len(zones) == 1 and (only := zones.pop()):
+                return _zone(only)
+        return _zone(self.settings.timezone)
+
+    def understand(self, request: AskRequest) -> tuple[Question, tzinfo]:
+        with self.catalog.engine.connect() as conn:
+            known = list(conn.execute(select(Camera.name)).scalars())
+        zone = self._zone_for(request.cameras)
+        now = request.now or datetime.now(UTC)
+        question = understand(
+            request.question,
+            cameras_known=known,
+            now=now,
+            zone=zone,
+            cameras=request.cameras,
+            since=request.since,
+            until=request.until,
+        )
+        if question.filters.cameras and not request.cameras:
+            zone = self._zone_for(question.filters.cameras)
+            if zone != _zone(self.settings.timezone):  # times were read in the wrong zone
+                question = understand(
+                    request.question, cameras_known=known, now=now, zone=zone
+                )
+        return question, zone
+
+    def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
+        question, zone = self.understand(request)
+        filters = _filters_dict(question, zone)
+        if question.kind is QuestionKind.COUNT and question.label is not None:
+            return self._count(question, zone, filters, on_text)
+        if question.kind is QuestionKind.SUMMARY:
+            found = self._timeline(question, zone)
+        else:
+            found = self._retrieve(question, zone, request.moments)
+        evidence = within_budget(found, EVIDENCE_TOKENS)
+        if not evidence:
+            return self._nothing(question, zone, filters, on_text)
+        return self._answer(question, zone, filters, evidence, on_text)
+
+    # -- the kinds ----------------------------------------------------------------------
+    def _retrieve(self, question: Question, zone: tzinfo, limit: int) -> list[Moment]:
+        response = self.searcher.search(
+            SearchRequest(text=question.subject, filters=question.filters, limit=limit)
+        )
+        relevant = list(response.relevant)
+        if question.order is not None and question.label is not None:
+            edge = counting.count(self.catalog, question.filters, question.label)
+            wanted = edge.last_segment if question.order is Order.LAST else edge.first_segment
+            if wanted is not None and all(wanted not in r.segments for r in relevant):
+                relevant = relevant[: limit - 1]
+                ids = [wanted, *(r.segment_id for r in relevant)]
+                return moments(self.catalog, self.settings, ids, zone)
+        return moments(
+            self.catalog,
+            self.settings,
+            [r.segment_id for r in relevant],
+            zone,
+            {r.segment_id: r.at_s for r in relevant},
+        )
+
+    def _timeline(self, question: Question, zone: tzinfo) -> list[Moment]:
+        f = question.filters
+        query = select(Segment.id).order_by(Segment.start_at)
+        if f.cameras:
+            query = query.join(Camera, Camera.id == Segment.camera_id).where(
+                Camera.name.in_(f.cameras)
+            )
+        if f.since is not None:
+            query = query.where(Segment.end_at > f.since)
+        if f.until is not None:
+            query = query.where(Segment.start_at < f.until)
+        with self.catalog.engine.connect() as conn:
+            ids = list(conn.execute(query.limit(SUMMARY_MOMENTS)).scalars())
+        return moments(self.catalog, self.settings, ids, zone)
+
+    def _searched(self, question: Question, zone: tzinfo) -> str:
+        f = question.filters
+        where = f"on {', '.join(f.cameras)}" if f.cameras else "on every camera"
+        if f.since and f.until:
+            when = f"between {f.since.astimezone(zone):%Y-%m-%d %H:%M} and {f.until.astimezone(zone):%Y-%m-%d %H:%M}"
+        elif f.since:
+            when = f"after {f.since.astimezone(zone):%Y-%m-%d %H:%M}"
+        elif f.until:
+            when = f"before {f.until.astimezone(zone):%Y-%m-%d %H:%M}"
+        else:
+            when = "at any time"
+        what = " ".join(filter(None, [f.color, *f.labels])) or question.subject
+        return f"{what!s} {where} {when}".strip()
+
+    def _nothing(
+        self,
+        question: Question,
+        zone: tzinfo,
+        filters: dict[str, object],
+        on_text: Callable[[str], None] | None,
+    ) -> Answer:
+        searched = self._searched(question, zone)
+        if question.kind is QuestionKind.YES_NO:
+            text = f"No. Nothing relevant was found: searched for {searched}."
+        elif question.kind is QuestionKind.SUMMARY:
+            text = f"No footage was found {searched.split(' ', 1)[-1]}."
+        else:
+            text = f"No relevant moments were found: searched for {searched}."
+        if on_text:
+            on_text(text)
+        return Answer(
+            question.text, text, False, (), (), filters, None, question.kind, question.understood
+        )
+
+    def _count(
+        self,
+        question: Question,
+        zone: tzinfo,
+        filters: dict[str, object],
+        on_text: Callable[[str], None] | None,
+    ) -> Answer:
+        assert question.label is not None
+        result = counting.count(self.catalog, question.filters, question.label)
+        what = f"{result.color} {result.label}" if result.color else result.label
+        searched = self._searched(question, zone)
+        if result.detections == 0:
+            text = f"0: no {what} was detected; searched for {searched}."
+            if on_text:
+                on_text(text)
+            return Answer(
+                question.text, text, False, (), (), filters, "counted in SQL",
+                question.kind, question.understood,
+            )  # fmt: skip
+        assert result.peak is not None
+        text = (
+            f"{result.tracks} distinct {what} track{'s' if result.tracks != 1 else ''} "
+            f"(each {what} followed across frames; one that leaves and comes back counts "
+            f"again), at most {result.peak.count} at once (at "
+            f"{result.peak.at.astimezone(zone):%H:%M:%S} on {result.peak.camera}); "
+            f"searched for {searched}."
+        )
+        ids = [result.peak.segment_id, result.first_segment, result.last_segment]
+        cited = moments(
+            self.catalog, self.settings, [i for i in ids if i is not None], zone
+        )
+        if on_text:
+            on_text(text)
+        return Answer(
+            question.text, text, True, tuple(cited), (), filters, "counted in SQL",
+            question.kind, question.understood, evidence=tuple(m.line for m in cited),
+        )  # fmt: skip
+
+    # -- the model ----------------------------------------------------------------------
+    def _prompt(self, question: Question, zone: tzinfo, evidence: list[Moment]) -> str:
+        lines = "\n".join(m.line for m in evidence)
+        return (
+            f"Question: {question.text}\n"
+            f"Searched: {self._searched(question, zone)} (times in {zone})\n"
+            f"Evidence, oldest first:\n{lines}"
+        )
+
+    def _answer(
+        self,
+        question: Question,
+        zone: tzinfo,
+        filters: dict[str, object],
+        evidence: list[Moment],
+        on_text: Callable[[str], None] | None,
+    ) -> Answer:
+        lines = tuple(m.line for m in evidence)
+        if self.llm is None:
+            text = (
+                "No language model is configured (FOOTAGE_LLM_BACKEND=none), so there is no "
+                f"written answer; the {len(evidence)} relevant moments below are the evidence."
+            )
+            if on_text:
+                on_text(text)
+            return Answer(
+                question.text, text, True, (), tuple(evidence), filters, None,
+                question.kind, question.understood, evidence=lines,
+            )  # fmt: skip
+        messages = [
+            ChatMessage("system", SYSTEM),
+            ChatMessage("user", self._prompt(question, zone, evidence)),
+        ]
+        reader = AnswerText()
+        for delta in self.llm.stream(
+            messages,
+            json_schema=ANSWER_SCHEMA,
+            max_tokens=self.settings.llm_max_tokens,
+            temperature=0.0,
+        ):
+            shown = reader.feed(delta)
+            if shown and on_text:
+                on_text(shown)
+        text, cited_ids, was_json = parse_reply(reader.raw)
+        notes = [] if was_json else ["the model did not reply in the JSON asked for"]
+        by_id = {m.segment_id: m for m in evidence}
+        invented = [i for i in cited_ids if i not in by_id]
+        cited = [by_id[i] for i in dict.fromkeys(cited_ids) if i in by_id]
+        if invented:
+            notes.append(
+                "dropped citations of moments that were not in the evidence: "
+                + ", ".join(f"S{i}" for i in invented)
+            )
+        if not cited:
+            addition = " (This answer could not cite a moment of the evidence.)"
+            text += addition
+            if on_text:
+                on_text(addition)
+        considered = tuple(m for m in evidence if m not in cited)
+        return Answer(
+            question.text, text, True, tuple(cited), considered, filters, self.llm.name,
+            question.kind, question.understood, tuple(notes), lines,
+        )  # fmt: skip

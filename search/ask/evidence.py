@@ -1,0 +1,169 @@
+"""Evidence for the LLM: a compact timeline of moments, one line each, within a budget.
+
+    [S1042] lobby 2023-02-06 21:53:28-21:53:38 (video 3 at 0.0-10.0 s): 2 person (1 red),
+    1 car (white); person #4 appears 21:53:30, person #2 leaves 21:53:36; motion 0.8%
+
+Lines are oldest first (so "first" and "last" read naturally) and carry the moment's id,
+which is all the model may cite. About 12-15 lines is what a small model handles well.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from sqlalchemy import func, select
+
+from footage.catalog import Camera, Detection, Segment, Track, Video
+from footage.db import Catalog
+from footage.media import media_file
+from footage.settings import Settings
+
+CHARS_PER_TOKEN = 3.5  # English with digits, for the budget (no tokenizer needed)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A moment as evidence and as a citation: where it is and what it shows."""
+
+    segment_id: int
+    camera: str
+    video: str
+    video_id: int
+    start_at: datetime
+    end_at: datetime
+    start_s: float
+    end_s: float
+    at_s: float  # the second to play
+    thumbnail: str | None
+    line: str  # the evidence line
+
+    def citation(self) -> dict[str, object]:
+        return {
+            "segment_id": self.segment_id,
+            "camera": self.camera,
+            "video": self.video,
+            "start_at": self.start_at.isoformat(),
+            "end_at": self.end_at.isoformat(),
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "at_s": round(self.at_s, 3),
+        }
+
+
+def _hms(at: datetime, zone: tzinfo) -> str:
+    return at.astimezone(zone).strftime("%H:%M:%S")
+
+
+def moments(
+    catalog: Catalog,
+    settings: Settings,
+    segment_ids: Iterable[int],
+    zone: tzinfo,
+    at_s: dict[int, float] | None = None,
+) -> list[Moment]:
+    """Evidence lines for these segments, in the order given."""
+    ids = list(dict.fromkeys(segment_ids))
+    if not ids:
+        return []
+    at_s = at_s or {}
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(
+            select(Segment, Camera.name, Video.path)
+            .join(Camera, Camera.id == Segment.camera_id)
+            .join(Video, Video.id == Segment.video_id)
+            .where(Segment.id.in_(ids))
+        ).all()
+        per_frame = conn.execute(
+            select(
+                Detection.segment_id,
+                Detection.offset_s,
+                Detection.label,
+                Detection.color,
+                func.count(),
+            )
+            .where(Detection.segment_id.in_(ids))
+            .group_by(Detection.segment_id, Detection.offset_s, Detection.label, Detection.color)
+        ).all()
+        track_ids = conn.execute(
+            select(Detection.segment_id, Detection.track_id)
+            .where(Detection.segment_id.in_(ids), Detection.track_id.is_not(None))
+            .distinct()
+        ).all()
+        tracks = {
+            t.id: t
+            for t in conn.execute(
+                select(Track).where(Track.id.in_({t for _, t in track_ids}))
+            ).all()
+        }
+    # The most of each label at once, and the colours seen, per segment.
+    most: dict[int, Counter[str]] = defaultdict(Counter)
+    frame: dict[tuple[int, float], Counter[str]] = defaultdict(Counter)
+    colors: dict[int, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for segment_id, offset, label, color, n in per_frame:
+        frame[(segment_id, offset)][label] += n
+        if color:
+            colors[segment_id][label][color] += n
+    for (segment_id, _offset), labels in frame.items():
+        for label, n in labels.items():
+            most[segment_id][label] = max(most[segment_id][label], n)
+    in_segment: dict[int, list[int]] = defaultdict(list)
+    for segment_id, track_id in track_ids:
+        in_segment[segment_id].append(track_id)
+
+    found = []
+    for row in rows:
+        seg: Segment = row.Segment
+        objects = []
+        for label, n in sorted(most[seg.id].items(), key=lambda kv: (-kv[1], kv[0])):
+            shades = ", ".join(c for c, _ in colors[seg.id][label].most_common(2))
+            objects.append(f"{n} {label}" + (f" ({shades})" if shades else ""))
+        events = []
+        for track_id in sorted(in_segment[seg.id]):
+            t = tracks[track_id]
+            if seg.start_s <= t.first_s < seg.end_s and t.first_s > 0.5:
+                events.append((t.first_s, f"{t.label} #{t.track_no} appears {_hms(t.first_at, zone)}"))
+            if seg.start_s <= t.last_s < seg.end_s:
+                events.append((t.last_s, f"{t.label} #{t.track_no} leaves {_hms(t.last_at, zone)}"))
+        parts = [", ".join(objects) if objects else "no objects detected"]
+        if events:
+            parts.append(", ".join(e for _, e in sorted(events)[:6]))
+        parts.append(f"motion {seg.motion * 100:.1f}%")
+        start = seg.start_at.astimezone(zone)
+        line = (
+            f"[S{seg.id}] {row.name} {start:%Y-%m-%d %H:%M:%S}-{_hms(seg.end_at, zone)} "
+            f"(video {seg.video_id} at {seg.start_s:.1f}-{seg.end_s:.1f} s): " + "; ".join(parts)
+        )
+        thumbnail = media_file(settings.media_dir, seg.thumbnail)
+        found.append(
+            Moment(
+                seg.id,
+                row.name,
+                row.path,
+                seg.video_id,
+                seg.start_at,
+                seg.end_at,
+                seg.start_s,
+                seg.end_s,
+                at_s.get(seg.id, seg.keyframe_s if seg.keyframe_s is not None else seg.start_s),
+                str(thumbnail) if thumbnail is not None else None,
+                line,
+            )
+        )
+    order = {segment_id: i for i, segment_id in enumerate(ids)}
+    found.sort(key=lambda m: order[m.segment_id])
+    return found
+
+
+def within_budget(lines: list[Moment], tokens: int) -> list[Moment]:
+    """The first moments whose lines fit the token budget, oldest first."""
+    kept, used = [], 0
+    for moment in lines:
+        cost = int(len(moment.line) / CHARS_PER_TOKEN) + 1
+        if used + cost > tokens:
+            break
+        kept.append(moment)
+        used += cost
+    return sorted(kept, key=lambda m: (m.start_at, m.segment_id))
