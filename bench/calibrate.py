@@ -79,7 +79,8 @@ def main() -> None:
         vector = text.embed_texts([query])[0]
         found = []
         for kind in VectorKind.TEXT:
-            found += [(h.score, h.at_s) for h in searcher.rank(request, kind, text.name, vector, 50)]
+            hits = searcher.rank(request, kind, text.name, vector, 50)
+            found += [(h.score, h.at_s) for h in hits]
         return sorted(found, reverse=True)
 
     positives = []

@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     )
     image_weight: float = Field(0.5, ge=0.0, le=1.0, description="Image view's share in fusion.")
     onnx_threads: int = Field(0, ge=0, description="0: onnxruntime decides.")
+    timezone: str = Field(
+        "UTC",
+        description="IANA zone questions' times are read in and answers speak in, unless the "
+        "camera has its own.",
+    )
 
     # -- the users' SQL (footage sql, the console's SQL tab) ---------------------------
     sql_timeout_s: float = Field(

@@ -443,6 +443,88 @@ def search(
         out.print(f"{i}: {picture}  (segment {r.segment_id}; --like {r.segment_id})")
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A question about what the cameras saw.")],
+    camera: Annotated[
+        list[str] | None, typer.Option("--camera", "-c", help="Only these cameras.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Until this time (ISO 8601).")] = None,
+    now: Annotated[
+        str | None, typer.Option(help="Read 'yesterday', 'last hour' against this (ISO 8601).")
+    ] = None,
+    moments: Annotated[int, typer.Option(help="Moments of evidence for the model.")] = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Ask a question; get a sentence and the clips it rests on."""
+    from footage.llm import load_llm
+    from search.ask.answer import Asker, AskRequest
+
+    settings = _settings()
+    request = AskRequest(
+        question,
+        cameras=tuple(camera or ()),
+        since=_parse_when(since),
+        until=_parse_when(until),
+        now=_parse_when(now),
+        moments=moments,
+    )
+    catalog = Catalog(settings)
+    try:
+        asker = Asker(catalog, settings, llm=None)
+        understood, _zone = asker.understand(request)  # bad questions fail before the model loads
+        if not as_json:
+            for line in understood.understood:
+                err.print(f"[dim]Read: {escape(line)}[/dim]")
+        with (
+            err.status("Loading the language model...", spinner="dots") if not as_json else _quiet()
+        ):
+            asker.llm = load_llm(settings)
+        streamed: list[str] = []
+
+        def show(text: str) -> None:
+            streamed.append(text)
+            if not as_json:
+                out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+        answer = asker.ask(request, on_text=show)
+    finally:
+        catalog.dispose()
+    if as_json:
+        out.print_json(json.dumps(answer.as_dict()))
+        return
+    out.print()
+    for note in answer.notes:
+        err.print(f"[yellow]Note:[/yellow] {escape(note)}")
+    _moment_table("Cited", answer.citations)
+    _moment_table("Also considered", answer.considered)
+    if answer.model:
+        err.print(f"[dim]Answered by {escape(answer.model)}[/dim]")
+
+
+class _quiet:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+def _moment_table(title: str, found: tuple[Any, ...]) -> None:
+    if not found:
+        return
+    table = Table("moment", "camera", "when", "video @ second to play", title=title)
+    for m in found:
+        table.add_row(
+            f"S{m.segment_id}",
+            escape(m.camera),
+            f"{m.start_at.astimezone():%Y-%m-%d %H:%M:%S}-{m.end_at.astimezone():%H:%M:%S}",
+            escape(f"{Path(m.video).name} @ {m.at_s:.1f} s"),
+        )
+    out.print(table)
+
+
 @index_app.command("rebuild")
 def index_rebuild() -> None:
     """Rebuild every vector index from the catalog (nothing is lost: the catalog is the truth)."""

@@ -115,7 +115,11 @@ class Asker:
     """One per process or session; the LLM (None: no model configured) is loaded by the caller."""
 
     def __init__(
-        self, catalog: Catalog, settings: Settings, llm: LLM | None, searcher: Searcher | None = None
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        llm: LLM | None,
+        searcher: Searcher | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
@@ -128,9 +132,7 @@ class Asker:
         if cameras:
             with self.catalog.engine.connect() as conn:
                 zones = set(
-                    conn.execute(
-                        select(Camera.timezone).where(Camera.name.in_(cameras))
-                    ).scalars()
+                    conn.execute(select(Camera.timezone).where(Camera.name.in_(cameras))).scalars()
                 )
             if len(zones) == 1 and (only := zones.pop()):
                 return _zone(only)
@@ -153,9 +155,7 @@ class Asker:
         if question.filters.cameras and not request.cameras:
             zone = self._zone_for(question.filters.cameras)
             if zone != _zone(self.settings.timezone):  # times were read in the wrong zone
-                question = understand(
-                    request.question, cameras_known=known, now=now, zone=zone
-                )
+                question = understand(request.question, cameras_known=known, now=now, zone=zone)
         return question, zone
 
     def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
@@ -211,12 +211,14 @@ class Asker:
     def _searched(self, question: Question, zone: tzinfo) -> str:
         f = question.filters
         where = f"on {', '.join(f.cameras)}" if f.cameras else "on every camera"
-        if f.since and f.until:
-            when = f"between {f.since.astimezone(zone):%Y-%m-%d %H:%M} and {f.until.astimezone(zone):%Y-%m-%d %H:%M}"
-        elif f.since:
-            when = f"after {f.since.astimezone(zone):%Y-%m-%d %H:%M}"
-        elif f.until:
-            when = f"before {f.until.astimezone(zone):%Y-%m-%d %H:%M}"
+        since = f"{f.since.astimezone(zone):%Y-%m-%d %H:%M}" if f.since else None
+        until = f"{f.until.astimezone(zone):%Y-%m-%d %H:%M}" if f.until else None
+        if since and until:
+            when = f"between {since} and {until}"
+        elif since:
+            when = f"after {since}"
+        elif until:
+            when = f"before {until}"
         else:
             when = "at any time"
         what = " ".join(filter(None, [f.color, *f.labels])) or question.subject
@@ -270,9 +272,7 @@ class Asker:
             f"searched for {searched}."
         )
         ids = [result.peak.segment_id, result.first_segment, result.last_segment]
-        cited = moments(
-            self.catalog, self.settings, [i for i in ids if i is not None], zone
-        )
+        cited = moments(self.catalog, self.settings, [i for i in ids if i is not None], zone)
         if on_text:
             on_text(text)
         return Answer(

@@ -36,7 +36,7 @@ class Count:
     last_at: datetime | None
 
 
-def _where(query: Select[Any], filters: Filters, label: str) -> Select[Any]:
+def _where(query: Any, filters: Filters, label: str) -> Select[Any]:
     conditions = [Detection.label == label]
     if filters.color:
         conditions.append(Detection.color == filters.color)
@@ -52,7 +52,7 @@ def _where(query: Select[Any], filters: Filters, label: str) -> Select[Any]:
 
 def count(catalog: Catalog, filters: Filters, label: str) -> Count:
     with catalog.engine.connect() as conn:
-        tracks, detections, first_at, last_at = conn.execute(
+        totals = conn.execute(
             _where(
                 select(
                     func.count(func.distinct(Detection.track_id)),
@@ -64,6 +64,7 @@ def count(catalog: Catalog, filters: Filters, label: str) -> Count:
                 label,
             )
         ).one()
+        tracks, detections, first_at, last_at = totals
         peak_row = conn.execute(
             _where(
                 select(
@@ -105,4 +106,3 @@ def count(catalog: Catalog, filters: Filters, label: str) -> Count:
         first_at,
         last_at,
     )
-

@@ -69,7 +69,7 @@ def moments(
     if not ids:
         return []
     at_s = at_s or {}
-    with catalog.engine.connect() as conn:
+    with catalog.unit_of_work() as conn:  # a session: rows carry Segment objects
         rows = conn.execute(
             select(Segment, Camera.name, Video.path)
             .join(Camera, Camera.id == Segment.camera_id)
@@ -94,10 +94,9 @@ def moments(
         ).all()
         tracks = {
             t.id: t
-            for t in conn.execute(
-                select(Track).where(Track.id.in_({t for _, t in track_ids}))
-            ).all()
+            for t in conn.scalars(select(Track).where(Track.id.in_({t for _, t in track_ids})))
         }
+        conn.expunge_all()
     # The most of each label at once, and the colours seen, per segment.
     most: dict[int, Counter[str]] = defaultdict(Counter)
     frame: dict[tuple[int, float], Counter[str]] = defaultdict(Counter)
@@ -111,7 +110,8 @@ def moments(
             most[segment_id][label] = max(most[segment_id][label], n)
     in_segment: dict[int, list[int]] = defaultdict(list)
     for segment_id, track_id in track_ids:
-        in_segment[segment_id].append(track_id)
+        if track_id is not None:
+            in_segment[segment_id].append(track_id)
 
     found = []
     for row in rows:
@@ -124,7 +124,9 @@ def moments(
         for track_id in sorted(in_segment[seg.id]):
             t = tracks[track_id]
             if seg.start_s <= t.first_s < seg.end_s and t.first_s > 0.5:
-                events.append((t.first_s, f"{t.label} #{t.track_no} appears {_hms(t.first_at, zone)}"))
+                events.append(
+                    (t.first_s, f"{t.label} #{t.track_no} appears {_hms(t.first_at, zone)}")
+                )
             if seg.start_s <= t.last_s < seg.end_s:
                 events.append((t.last_s, f"{t.label} #{t.track_no} leaves {_hms(t.last_at, zone)}"))
         parts = [", ".join(objects) if objects else "no objects detected"]

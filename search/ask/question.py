@@ -45,10 +45,73 @@ _FIRST = re.compile(r"\b(?:first|earliest)\b", re.IGNORECASE)
 _LAST = re.compile(r"\b(?:last|latest|most\s+recent(?:ly)?|final)\b", re.IGNORECASE)
 # Words that only shape the question; what is left says what to look for.
 _FILLER = frozenset(
-    "when what where which who whom how many much did does do was were is are has have had "
-    "can could any anyone anybody someone somebody there the a an of on at in to by for "
-    "camera cameras cam seen see appear appeared time times did happen happened it this that "
-    "please show me find tell first last latest earliest most recent recently ever".split()
+    [
+        "when",
+        "what",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "many",
+        "much",
+        "did",
+        "does",
+        "do",
+        "was",
+        "were",
+        "is",
+        "are",
+        "has",
+        "have",
+        "had",
+        "can",
+        "could",
+        "any",
+        "anyone",
+        "anybody",
+        "someone",
+        "somebody",
+        "there",
+        "the",
+        "a",
+        "an",
+        "of",
+        "on",
+        "at",
+        "in",
+        "to",
+        "by",
+        "for",
+        "camera",
+        "cameras",
+        "cam",
+        "seen",
+        "see",
+        "appear",
+        "appeared",
+        "time",
+        "times",
+        "did",
+        "happen",
+        "happened",
+        "it",
+        "this",
+        "that",
+        "please",
+        "show",
+        "me",
+        "find",
+        "tell",
+        "first",
+        "last",
+        "latest",
+        "earliest",
+        "most",
+        "recent",
+        "recently",
+        "ever",
+    ]
 )
 
 
@@ -141,7 +204,5 @@ def understand(
         understood.append(f"colour: {color}")
     subject_words = [w for w in found.words if w not in _FILLER]
     subject = " ".join(subject_words) or " ".join(labels) or rest
-    filters = Filters(
-        cameras=cameras, since=since, until=until, labels=labels, color=color
-    )
+    filters = Filters(cameras=cameras, since=since, until=until, labels=labels, color=color)
     return Question(text, kind, order, filters, subject, found, tuple(understood))

@@ -4,6 +4,7 @@ of the growing JSON, decoding escapes, and hands on only the new characters."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -54,10 +55,8 @@ class AnswerText:
                 if e == "u":
                     if i + 6 > len(raw):
                         break
-                    try:
+                    with contextlib.suppress(ValueError):
                         new.append(chr(int(raw[i + 2 : i + 6], 16)))
-                    except ValueError:
-                        pass
                     i += 6
                     continue
                 new.append(_ESCAPES.get(e, e))
