@@ -159,6 +159,7 @@ class Asker:
         return question, zone
 
     def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
+        self._facts: list[str] = []
         question, zone = self.understand(request)
         filters = _filters_dict(question, zone)
         if question.kind is QuestionKind.COUNT and question.label is not None:
@@ -178,20 +179,20 @@ class Asker:
             SearchRequest(text=question.subject, filters=question.filters, limit=limit)
         )
         relevant = list(response.relevant)
+        ids = [r.segment_id for r in relevant]
+        at_s = {r.segment_id: r.at_s for r in relevant}
         if question.order is not None and question.label is not None:
+            # "the first/last person": the tracks say which moment that is; it leads
             edge = counting.count(self.catalog, question.filters, question.label)
             wanted = edge.last_segment if question.order is Order.LAST else edge.first_segment
-            if wanted is not None and all(wanted not in r.segments for r in relevant):
-                relevant = relevant[: limit - 1]
-                ids = [wanted, *(r.segment_id for r in relevant)]
-                return moments(self.catalog, self.settings, ids, zone)
-        return moments(
-            self.catalog,
-            self.settings,
-            [r.segment_id for r in relevant],
-            zone,
-            {r.segment_id: r.at_s for r in relevant},
-        )
+            if wanted is not None and edge.first_at and edge.last_at:
+                ids = [wanted, *(i for i in ids if i != wanted)][:limit]
+                at = edge.last_at if question.order is Order.LAST else edge.first_at
+                self._facts.append(
+                    f"Computed from the detections: the {question.order.value} {question.label} "
+                    f"was seen at {at.astimezone(zone):%Y-%m-%d %H:%M:%S} (moment S{wanted})."
+                )
+        return moments(self.catalog, self.settings, ids, zone, at_s)
 
     def _timeline(self, question: Question, zone: tzinfo) -> list[Moment]:
         f = question.filters
@@ -264,10 +265,16 @@ class Asker:
                 question.kind, question.understood,
             )  # fmt: skip
         assert result.peak is not None
+        untracked = (
+            f", plus {result.untracked} sighting{'s' if result.untracked != 1 else ''} not "
+            "joined into a track"
+            if result.untracked
+            else ""
+        )
         text = (
             f"{result.tracks} distinct {what} track{'s' if result.tracks != 1 else ''} "
             f"(each {what} followed across frames; one that leaves and comes back counts "
-            f"again), at most {result.peak.count} at once (at "
+            f"again){untracked}, at most {result.peak.count} at once (at "
             f"{result.peak.at.astimezone(zone):%H:%M:%S} on {result.peak.camera}); "
             f"searched for {searched}."
         )
@@ -283,10 +290,11 @@ class Asker:
     # -- the model ----------------------------------------------------------------------
     def _prompt(self, question: Question, zone: tzinfo, evidence: list[Moment]) -> str:
         lines = "\n".join(m.line for m in evidence)
+        facts = "".join(f"{fact}\n" for fact in self._facts)
         return (
             f"Question: {question.text}\n"
             f"Searched: {self._searched(question, zone)} (times in {zone})\n"
-            f"Evidence, oldest first:\n{lines}"
+            f"{facts}Evidence, oldest first:\n{lines}"
         )
 
     def _answer(
@@ -324,6 +332,8 @@ class Asker:
             if shown and on_text:
                 on_text(shown)
         text, cited_ids, was_json = parse_reply(reader.raw)
+        if not reader.text and on_text:  # not the JSON asked for: nothing streamed yet
+            on_text(text)
         notes = [] if was_json else ["the model did not reply in the JSON asked for"]
         by_id = {m.segment_id: m for m in evidence}
         invented = [i for i in cited_ids if i not in by_id]

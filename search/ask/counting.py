@@ -29,6 +29,7 @@ class Count:
     color: str | None
     tracks: int  # distinct tracks
     detections: int
+    untracked: int  # detections the tracker did not join to a track
     peak: Peak | None  # the most at once
     first_segment: int | None
     last_segment: int | None
@@ -59,12 +60,13 @@ def count(catalog: Catalog, filters: Filters, label: str) -> Count:
                     func.count(),
                     func.min(Detection.at),
                     func.max(Detection.at),
+                    func.count() - func.count(Detection.track_id),
                 ),
                 filters,
                 label,
             )
         ).one()
-        tracks, detections, first_at, last_at = totals
+        tracks, detections, first_at, last_at, untracked = totals
         peak_row = conn.execute(
             _where(
                 select(
@@ -100,6 +102,7 @@ def count(catalog: Catalog, filters: Filters, label: str) -> Count:
         filters.color,
         int(tracks or 0),
         int(detections or 0),
+        int(untracked or 0),
         peak,
         first_segment,
         last_segment,

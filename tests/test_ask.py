@@ -1,0 +1,286 @@
+"""`footage ask`: questions read without the LLM, counts in SQL, a plain "no", and cited
+answers from the real local model on real footage with known ground truth.
+
+Ground truth (../shared/footage/annotations/intervals_approx.csv): in the frigate hallway
+clip a man enters at ~30 s, mops near the camera ~33-48 s and is gone by ~57 s. The clip is
+ingested as camera "hall" starting 2023-02-06 21:00:00 UTC, so he is there 21:00:30-21:00:57.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from footage.db import Catalog
+from footage.errors import InvalidInput
+from footage.llm import ChatMessage, GenerationStats, load_llm
+from footage.settings import Settings
+from indexer.ingest import Ingestor, IngestRequest
+from search.ask.answer import Asker, AskRequest
+from search.ask.question import Order, QuestionKind, understand
+from search.ask.times import parse_window
+from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
+
+HALL = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"
+START = datetime(2023, 2, 6, 21, 0, tzinfo=UTC)
+MAN_THERE = (START + timedelta(seconds=28), START + timedelta(seconds=59))
+TEST_MODELS = Path(
+    os.environ.get("FOOTAGE_TEST_MODELS_DIR", Path.home() / ".cache" / "footage-tests" / "models")
+)
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2023, 2, 7, 10, 30, tzinfo=BERLIN)
+
+
+# -- time expressions, against a fixed now ------------------------------------------------
+def _at(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2023, 2, day, hour, minute, tzinfo=BERLIN)
+
+
+PHRASINGS = [
+    ("after 22:00", _at(6, 22), None),
+    ("before 9", None, _at(7, 9)),
+    ("yesterday evening", _at(6, 18), _at(7, 0)),
+    ("last night", _at(6, 20), _at(7, 6)),
+    ("this morning", _at(7, 6), _at(7, 12)),
+    ("between 21:50 and 22:00 on 6 Feb 2023", _at(6, 21, 50), _at(6, 22)),
+    ("between 9pm and 10pm on 6 February 2023", _at(6, 21), _at(6, 22)),
+    ("from 23:30 to 00:30", _at(6, 23, 30), _at(7, 0, 30)),
+    ("after 21:54 on 6 Feb 2023", _at(6, 21, 54), _at(7, 0)),
+    ("on 2023-02-06", _at(6, 0), _at(7, 0)),
+    ("today", _at(7, 0), _at(8, 0)),
+    ("in the last hour", _at(7, 9, 30), NOW),
+    ("in the past 2 hours", _at(7, 8, 30), NOW),
+    ("10 minutes ago", _at(7, 10, 20), NOW),
+    ("on Monday evening", _at(6, 18), _at(7, 0)),
+]
+
+
+@pytest.mark.parametrize(("phrase", "since", "until"), PHRASINGS)
+def test_time_phrasings_resolve_against_now(
+    phrase: str, since: datetime | None, until: datetime | None
+) -> None:
+    window = parse_window(f"was a van at the gate {phrase}?", NOW, BERLIN)
+    assert (window.since, window.until) == (since, until), window
+    assert window.rest == "was a van at the gate?"
+
+
+def test_a_question_without_times_has_no_window() -> None:
+    window = parse_window("when did the last person leave the lobby?", NOW, BERLIN)
+    assert (window.since, window.until, window.phrases) == (None, None, ())
+
+
+def test_questions_are_understood_without_a_model() -> None:
+    cameras = ["lobby", "shop door", "yard_east"]
+    q = understand(
+        "when did the last person leave the lobby?", cameras_known=cameras, now=NOW, zone=BERLIN
+    )
+    assert (q.kind, q.order, q.filters.cameras, q.filters.labels) == (
+        QuestionKind.WHEN, Order.LAST, ("lobby",), ("person",),
+    )  # fmt: skip
+    q = understand(
+        "was anyone at the shop door after 21:54 on 6 Feb 2023?",
+        cameras_known=cameras, now=NOW, zone=BERLIN,
+    )  # fmt: skip
+    assert q.kind is QuestionKind.YES_NO and q.filters.cameras == ("shop door",)
+    assert q.filters.since == _at(6, 21, 54) and q.filters.labels == ("person",)
+    q = understand(
+        "how many red cars came through yard east between 9 and 10?",
+        cameras_known=cameras, now=NOW, zone=BERLIN,
+    )  # fmt: skip
+    assert q.kind is QuestionKind.COUNT and q.filters.cameras == ("yard_east",)
+    assert (q.filters.labels, q.filters.color) == (("car",), "red")
+    assert (q.filters.since, q.filters.until) == (_at(7, 9), _at(7, 10))
+    q = understand("what happened on the lobby camera today?", cameras_known=cameras,
+                   now=NOW, zone=BERLIN)  # fmt: skip
+    assert q.kind is QuestionKind.SUMMARY and q.filters.labels == ()
+    # Options win over the words.
+    q = understand(
+        "was anyone in the lobby yesterday?", cameras_known=cameras, now=NOW, zone=BERLIN,
+        cameras=("yard_east",), since=_at(1, 0), until=_at(2, 0),
+    )  # fmt: skip
+    assert q.filters.cameras == ("yard_east",) and q.filters.since == _at(1, 0)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["", "   ", "x" * 1_001, "who was there \udc80"],
+    ids=["empty", "blank", "too long", "bad utf-8"],
+)
+def test_bad_questions_are_refused_clearly(question: str) -> None:
+    with pytest.raises(InvalidInput):
+        understand(question, cameras_known=[], now=NOW, zone=BERLIN)
+
+
+# -- on real footage -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hall(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Iterator[Settings]:
+    settings = make_settings(
+        tmp_path_factory.mktemp("ask"), None, onnx_spec,
+        models_dir=TEST_MODELS, llm_backend="none", segment_seconds=5.0,
+    )  # fmt: skip
+    catalog = Catalog(settings)
+    outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip(HALL), "hall", start=START))
+    assert outcome.status == "done", outcome.message
+    catalog.dispose()
+    yield settings
+
+
+def _ask(settings: Settings, question: str, llm: Any = None, **options: Any) -> Any:
+    catalog = Catalog(settings)
+    try:
+        streamed: list[str] = []
+        answer = Asker(catalog, settings, llm).ask(
+            AskRequest(question, **options), on_text=streamed.append
+        )
+        assert "".join(streamed) == answer.answer, "what streamed is the answer"
+        return answer
+    finally:
+        catalog.dispose()
+
+
+def test_an_object_never_seen_is_a_plain_no_without_the_model(hall: Settings) -> None:
+    answer = _ask(hall, "was there a zebra in the hall on 6 Feb 2023?")
+    assert not answer.found and answer.citations == () and answer.model is None
+    assert answer.answer.startswith("No.") and "zebra on hall" in answer.answer
+    assert "2023-02-06 00:00" in answer.answer  # it says what was searched
+
+
+def test_nothing_in_the_window_is_a_plain_no(hall: Settings) -> None:
+    answer = _ask(hall, "was anyone in the hall after 22:00 on 6 Feb 2023?")
+    assert not answer.found and answer.citations == ()
+    assert "person on hall between 2023-02-06 22:00 and 2023-02-07 00:00" in answer.answer
+
+
+def test_counts_are_computed_in_sql_and_say_how(hall: Settings) -> None:
+    answer = _ask(hall, "how many people were in the hall between 21:00 and 21:02 on 6 Feb 2023?")
+    assert answer.found and answer.model == "counted in SQL"
+    match = re.match(r"(\d+) distinct person tracks? .* at most (\d+) at once", answer.answer)
+    assert match, answer.answer
+    assert int(match[1]) >= 1 and int(match[2]) == 1  # one man in the clip
+    assert all(MAN_THERE[0] <= m.end_at and m.start_at <= MAN_THERE[1] for m in answer.citations)
+    none = _ask(hall, "how many dogs were in the hall?")
+    assert not none.found and none.answer.startswith("0: no dog was detected")
+
+
+def test_without_a_model_the_evidence_is_the_answer(hall: Settings) -> None:
+    answer = _ask(hall, "when was a person in the hall?")
+    assert answer.found and answer.model is None and answer.citations == ()
+    assert "No language model is configured" in answer.answer
+    assert answer.considered and all(m.camera == "hall" for m in answer.considered)
+    assert any(m.start_at <= MAN_THERE[1] and MAN_THERE[0] <= m.end_at for m in answer.considered)
+    assert all(line.startswith(f"[S{m.segment_id}] hall 2023-02-06 21:00:") for m, line in zip(
+        answer.considered, answer.evidence, strict=True))  # fmt: skip
+
+
+class _Replay:
+    """A recorded model reply, replayed: to test what is done with citations it invents."""
+
+    name = "replay"
+    last_stats: GenerationStats | None = None
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+        self.prompts: list[str] = []
+
+    def stream(
+        self, messages: Sequence[ChatMessage], *, json_schema: Any = None, **_: Any
+    ) -> Iterator[str]:
+        self.prompts.append(messages[-1].content)
+        for i in range(0, len(self.reply), 7):
+            yield self.reply[i : i + 7]
+
+
+def test_invented_citations_are_dropped_and_said(hall: Settings) -> None:
+    first = _ask(hall, "when was a person in the hall?")
+    real = first.considered[0].segment_id
+    reply = json.dumps({"answer": "A man was there at 21:00:35.", "citations": [real, 987654]})
+    answer = _ask(hall, "when was a person in the hall?", llm=_Replay(reply))
+    assert [m.segment_id for m in answer.citations] == [real]
+    assert any("S987654" in note for note in answer.notes)
+    only_invented = json.dumps({"answer": "At 21:00:35 \u2014 see S1.", "citations": [987654]})
+    answer = _ask(hall, "when was a person in the hall?", llm=_Replay(only_invented))
+    assert answer.citations == () and "could not cite" in answer.answer
+    assert answer.answer.startswith("At 21:00:35 \u2014 see S1.")
+    not_json = "He came at 21:00:35 [S" + str(real) + "]."
+    answer = _ask(hall, "when was a person in the hall?", llm=_Replay(not_json))
+    assert [m.segment_id for m in answer.citations] == [real]
+    assert "did not reply in the JSON" in answer.notes[0]
+
+
+@pytest.fixture(scope="module")
+def qwen(hall: Settings) -> Any:
+    """The default model, joined from its PyPI parts once per machine."""
+    settings = hall.model_copy(update={"llm_backend": "local"})
+    return load_llm(settings)
+
+
+@pytest.mark.slow
+def test_the_local_model_answers_when_and_cites_the_truth(hall: Settings, qwen: Any) -> None:
+    answer = _ask(hall, "when was someone mopping the floor in the hall?", llm=qwen)
+    assert answer.found and answer.citations, answer
+    assert any(m.start_at <= MAN_THERE[1] and MAN_THERE[0] <= m.end_at for m in answer.citations), [
+        (m.start_at, m.end_at) for m in answer.citations
+    ]
+    times = re.findall(r"\b21:0[01]:\d\d\b", answer.answer)
+    assert times, answer.answer
+    assert any(
+        MAN_THERE[0] <= datetime.fromisoformat(f"2023-02-06T{t}+00:00") <= MAN_THERE[1]
+        for t in times
+    ), answer.answer
+    assert qwen.last_stats is not None and qwen.last_stats.completion_tokens
+
+
+def test_ask_json_has_exactly_the_promised_shape(hall: Settings) -> None:
+    run = subprocess.run(
+        [*FOOTAGE_CLI, "ask", "how many people were in the hall?", "--json"],
+        env=cli_env(hall, FOOTAGE_LLM_BACKEND="none"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert list(data) == [
+        "question", "answer", "found", "citations", "considered", "filters", "model",
+    ]  # fmt: skip
+    assert data["found"] is True and data["filters"]["cameras"] == ["hall"]
+    assert list(data["citations"][0]) == [
+        "segment_id", "camera", "video", "start_at", "end_at", "start_s", "end_s", "at_s",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", ""], "the question is empty"),
+        (["ask", "y" * 5000], "at most 1,000"),
+        (["ask", "who was there?", "--now", "yesterday-ish"], "not an ISO date-time"),
+        (["ask", "who was there?", "--moments", "0"], "moments of evidence must be 1-40"),
+    ],
+    ids=["empty", "long", "bad now", "zero moments"],
+)
+def test_bad_asks_exit_2_with_a_clear_message(
+    hall: Settings, args: list[str], message: str
+) -> None:
+    run = subprocess.run(
+        [*FOOTAGE_CLI, *args], env=cli_env(hall, FOOTAGE_LLM_BACKEND="none"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_an_unknown_time_zone_setting_is_a_clear_error(hall: Settings) -> None:
+    run = subprocess.run(
+        [*FOOTAGE_CLI, "ask", "who was in the hall yesterday?"],
+        env=cli_env(hall, FOOTAGE_LLM_BACKEND="none", FOOTAGE_TIMEZONE="Mars/Olympus"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2 and "unknown time zone 'Mars/Olympus'" in run.stderr
