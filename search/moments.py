@@ -31,6 +31,7 @@ class Ranked:
     score: float  # calibrated: comparable across queries
     relevant: bool
     hit: Hit
+    rank: float  # min-max over this query's candidates: which neighbours join a moment
 
 
 _SYNONYMS = {
@@ -151,6 +152,7 @@ def build_results(
     results: list[SearchResult] = []
     for ranked_hit in ranked:
         score, hit = ranked_hit.score, ranked_hit.hit
+        rank = ranked_hit.rank
         if hit.segment_id in used or hit.segment_id not in info:
             continue
         row = info[hit.segment_id]
@@ -158,13 +160,13 @@ def build_results(
         # A moment: this segment and its matched neighbours in the same video.
         members = [segment]
         for other_ranked in ranked:
-            other_score, other = other_ranked.score, other_ranked.hit
+            other_rank, other = other_ranked.rank, other_ranked.hit
             if other_ranked.relevant != ranked_hit.relevant:
                 continue
             o = info.get(other.segment_id)
             if o is None or other.segment_id in used or o.Segment.video_id != segment.video_id:
                 continue
-            if other_score < _MERGE_SHARE * score:
+            if other_rank < _MERGE_SHARE * rank:
                 continue
             if o.Segment.end_s == members[0].start_s:
                 members.insert(0, o.Segment)

@@ -201,13 +201,13 @@ class Searcher:
         fused = fuse(per_view, self.settings.image_weight, calibrated)
         terms = query_terms(request)
         objects = segment_objects(self.catalog, (f.hit.segment_id for f in fused))
+        spread = normalise({f.hit.segment_id: f.rank_score for f in fused})
         judged = [
-            Ranked(j.score, j.relevant, f.hit)
+            Ranked(j.score, j.relevant or request.text is None, f.hit, spread[f.hit.segment_id])
+            # an example's neighbours ("more like this", an image) are relevant by construction
             for f in fused
             for j in [judge(terms, f.calibrated, objects[f.hit.segment_id])]
         ]
-        if request.text is None:  # an example's neighbours are relevant by construction
-            judged = [Ranked(r.score, True, r.hit) for r in judged]
         judged.sort(key=lambda r: (not r.relevant, -r.score, r.hit.segment_id))
         results = build_results(self.catalog, self.settings, judged, request, limit=request.limit)
         return SearchResponse(

@@ -225,7 +225,7 @@ def qwen(hall: Settings) -> Any:
 
 @pytest.mark.slow
 def test_the_local_model_answers_when_and_cites_the_truth(hall: Settings, qwen: Any) -> None:
-    answer = _ask(hall, "when was someone mopping the floor in the hall?", llm=qwen)
+    answer = _ask(hall, "when was someone mopping the floor in the hall?", llm=qwen, moments=6)
     assert answer.found and answer.citations, answer
     assert any(m.start_at <= MAN_THERE[1] and MAN_THERE[0] <= m.end_at for m in answer.citations), [
         (m.start_at, m.end_at) for m in answer.citations

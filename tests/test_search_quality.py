@@ -115,3 +115,31 @@ def test_label_and_colour_filters_come_before_ranking(searchable: tuple[Catalog,
         SearchRequest(text="people", filters=Filters(labels=("person",), min_count=6), limit=20)
     )
     assert crowded.results and {r.camera for r in crowded.results} == {_camera(PETS)}
+
+
+NONSENSE = ["zebra giraffe helicopter", "a pink elephant", "submarine underwater", "fireworks"]
+
+
+@pytest.mark.parametrize("query", NONSENSE)
+def test_nonsense_has_no_relevant_moment(searchable: tuple[Catalog, Settings], query: str) -> None:
+    """Scores are calibrated, not normalised per query: nothing here is relevant, and the
+    nearest moments are still there, marked weak."""
+    catalog, settings = searchable
+    response = Searcher(catalog, settings).search(SearchRequest(text=query, limit=5))
+    assert response.relevant == () and len(response.weak) == 5
+    assert all(r.score < 0.5 for r in response.weak)
+
+
+def test_relevance_is_grounded_in_what_was_detected(searchable: tuple[Catalog, Settings]) -> None:
+    catalog, settings = searchable
+    response = Searcher(catalog, settings).search(
+        SearchRequest(text="people walking", filters=Filters(cameras=(_camera(PETS),)), limit=5)
+    )
+    assert response.relevant and all(r.score >= 0.5 for r in response.relevant)
+    with catalog.engine.connect() as conn:
+        with_people = set(
+            conn.execute(
+                text("SELECT DISTINCT segment_id FROM detections WHERE label = 'person'")
+            ).scalars()
+        )
+    assert {r.segment_id for r in response.relevant} <= with_people
