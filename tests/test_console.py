@@ -125,8 +125,10 @@ def test_a_notice_shows_once_and_search_errors_are_messages(
     monkeypatch.setenv("FOOTAGE_CLIP_PRETRAINED", str(env.data_dir / "missing.bin"))
     at = _start()
     _search(at, "people walking")
-    notices = [i.value for i in at.info]
-    assert len(notices) == 1 and notices[0].startswith("image similarity is off"), notices
+    assert not at.info, "a notice is one quiet line, not a box above every result list"
+    notices = [c.value for c in at.caption if "similarity is off" in c.value]
+    assert len(notices) == 1 and "image similarity is off" in notices[0], notices
+    assert "footage doctor" in notices[0] and len(notices[0]) < 120, notices
     assert _cards(at), "the description view still answers"
 
     st.cache_resource.clear()

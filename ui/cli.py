@@ -147,7 +147,7 @@ def ingest(
         raise typer.Exit(2) from exc
     _ = ingestor.vectors
     for notice in ingestor.notices:
-        err.print(f"[yellow]Note:[/yellow] {notice}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     failed = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -419,7 +419,7 @@ def search(
         if catalog is not None:
             catalog.dispose()
     for notice in response.notices:
-        err.print(f"[yellow]Note:[/yellow] {escape(notice)}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in response.results]))
         return
@@ -487,7 +487,7 @@ def index_embed() -> None:
     notices: list[str] = []
     writer = make_vector_writer(settings, notices)
     for notice in notices:
-        err.print(f"[yellow]Note:[/yellow] {notice}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     if writer.clip is None and writer.text is None:
         raise typer.Exit(2)
     catalog = Catalog(settings)

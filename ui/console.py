@@ -233,8 +233,8 @@ def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, lim
     except (EmbedderUnavailable, FootageError, LookupError, ValueError) as exc:
         st.error(f"Cannot search: {exc}")
         return
-    for notice in response.notices:
-        st.info(notice)
+    for notice in response.notices:  # one quiet line each: the detail is in `footage doctor`
+        st.caption(f":material/info: {notice}")
     if not response.results:
         st.warning("No matching moments.")
         return
