@@ -143,7 +143,7 @@ def ingest(
     try:
         _ = ingestor.detector
     except DetectorUnavailable as exc:
-        err.print(f"[red]Detector unavailable:[/red] {exc}")
+        err.print(f"[red]Detector unavailable:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     _ = ingestor.vectors
     for notice in ingestor.notices:
@@ -159,9 +159,8 @@ def ingest(
         transient=True,
     ) as bar:
         for request in requests:
-            task = bar.add_task(request.path.name[:40], total=None)
-
-            name = request.path.name[:40]
+            name = escape(request.path.name[:40])  # progress descriptions are Rich markup
+            task = bar.add_task(name, total=None)
 
             def progress(done: float, total: float, task: Any = task, name: str = name) -> None:
                 bar.update(task, completed=done, total=total, description=name)
@@ -193,7 +192,7 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
     try:
         celery = make_celery(settings)
     except Unavailable as exc:
-        err.print(f"[red]Cannot queue:[/red] {exc}")
+        err.print(f"[red]Cannot queue:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     catalog = Catalog(settings)
     try:
@@ -457,7 +456,7 @@ def index_rebuild() -> None:
     for key in keys:
         index = store.rebuild(key)
         kind = "exact" if index.exact else "IVF"
-        out.print(f"{key.kind:14} {key.model:45} {len(index):>9} vectors  {kind}")
+        out.print(escape(f"{key.kind:14} {key.model:45} {len(index):>9} vectors  {kind}"))
     catalog.dispose()
 
 
@@ -472,7 +471,8 @@ def index_status() -> None:
     table = Table("kind", "model", "vectors", "index")
     for key in store.stored_keys():
         index = store.get(key)
-        table.add_row(key.kind, key.model, str(len(index)), "exact" if index.exact else "IVF")
+        exact = "exact" if index.exact else "IVF"
+        table.add_row(escape(key.kind), escape(key.model), str(len(index)), exact)
     out.print(table)
     catalog.dispose()
 
@@ -528,7 +528,7 @@ def worker(
     try:
         celery = worker_app(settings)
     except Unavailable as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])
 
