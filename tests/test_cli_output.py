@@ -3,6 +3,7 @@ CLIP switched on but without weights (none exist here), catalog text full of bra
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -85,6 +86,16 @@ def test_catalog_text_with_brackets_prints_as_it_is(ingested: tuple[Settings, Ru
     assert videos.code == 0, videos.stderr
     (row,) = _rows(videos.stdout)
     assert row[1:3] == [CAMERA, FILE], row
+
+
+def test_videos_says_when_a_time_is_the_file_date(ingested: tuple[Settings, Run]) -> None:
+    settings, _ = ingested
+    videos = _footage(settings, "videos")
+    (row,) = _rows(videos.stdout)
+    assert row[-1].endswith("(file date)"), row  # a fresh copy: no better time than its mtime
+    assert "ingest with --start for exact times" in videos.stdout
+    listed = json.loads(_footage(settings, "videos", "--json").stdout)
+    assert [v["start_source"] for v in listed] == ["mtime"]
 
 
 def test_a_model_load_holds_back_only_its_own_failure(caplog: pytest.LogCaptureFixture) -> None:

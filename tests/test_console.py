@@ -226,6 +226,36 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
         catalog.dispose()
 
 
+def test_times_from_the_file_date_are_marked(env: Settings) -> None:
+    catalog = Catalog(env)
+    with catalog.unit_of_work() as session:
+        saved = dict(session.execute(select(Video.id, Video.start_source)).tuples().all())
+        for name, source in ((STREET, "mtime"), (CAMPUS, "container")):
+            session.execute(
+                update(Video).where(Video.path.endswith(name)).values(start_source=source)
+            )
+    try:
+        at = _start()
+        table = at.dataframe[0].value
+        when = dict(zip(table["file"], table["first frame at"], strict=True))
+        assert when[STREET].endswith("(time from file date)"), when
+        assert "file date" not in when[CAMPUS], when
+        assert any("--start" in c.value for c in at.caption), "the Videos tab says what to do"
+        _search(at, "people walking")
+        cards = [c.value for c in at.caption if c.value.startswith("score")]
+        assert any(STREET in c for c in cards) and any(CAMPUS in c for c in cards), cards
+        for card in cards:
+            marked = "time from file date — pass --start for exact times" in card
+            assert marked == (STREET in card), card
+    finally:
+        with catalog.unit_of_work() as session:
+            for video_id, source in saved.items():
+                session.execute(
+                    update(Video).where(Video.id == video_id).values(start_source=source)
+                )
+        catalog.dispose()
+
+
 def test_timeline_counts_every_detection_of_the_camera(env: Settings) -> None:
     at = _start()
     assert at.get("vega_lite_chart"), "the Timeline tab draws a chart"

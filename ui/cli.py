@@ -263,7 +263,8 @@ def videos(
         duration = f"{item['duration_s']:.1f} s" if item["duration_s"] else "-"
         if item["state"] in ("processing", "stale"):
             duration = f"{item['progress_s']:.0f} s of {duration}"
-        when = f"{item['started_at'][:19]} ({item['start_source']})" if item["started_at"] else "-"
+        source = "file date" if item["start_source"] == "mtime" else item["start_source"]
+        when = f"{item['started_at'][:19]} ({source})" if item["started_at"] else "-"
         table.add_row(
             str(item["id"]),
             escape(item["camera"]),
@@ -274,6 +275,11 @@ def videos(
             when,
         )
     out.print(table)
+    if any(item["start_source"] == "mtime" and item["started_at"] for item in items):
+        out.print(
+            "Times from the file date are the file's modification time, a guess: "
+            "ingest with --start for exact times."
+        )
     for item in items:  # catalog text is shown as it is, never read as Rich markup
         where = escape(f"{item['path']}: {item['error'] or item['warning'] or ''}")
         if item["error"]:

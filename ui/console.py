@@ -209,6 +209,7 @@ def result_card(
         words.caption(
             f"score {result.score:.2f} · matched on {result.view} · {Path(result.video).name} "
             f"at {result.at_s:.1f} s (moment {result.start_s:.0f}-{result.end_s:.0f} s)"
+            + (f" · {parts.FILE_DATE_NOTE}" if parts.from_file_date(facts.start_source) else "")
         )
         words.markdown(result.why)
         words.button(

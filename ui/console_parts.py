@@ -128,6 +128,16 @@ def video_facts(catalog: Catalog, video_ids: set[int]) -> dict[int, VideoFacts]:
     }
 
 
+# Without --start (or a creation time in the container), a video's time is its file's
+# modification time: a guess, and every result and video row from it says so.
+FILE_DATE = "time from file date"
+FILE_DATE_NOTE = f"{FILE_DATE} — pass --start for exact times"
+
+
+def from_file_date(start_source: str | None) -> bool:
+    return start_source == "mtime"
+
+
 PLAY_LEAD_S = 2.0  # playback starts this long before a result's best second
 PLAY_TAIL_S = 2.0  # and never in the file's last seconds
 
@@ -159,13 +169,20 @@ def video_table(catalog: Catalog) -> pd.DataFrame:
                 "progress": share,
                 "seconds": f"{video.progress_s:.0f} of {duration:.0f} s" if duration else "-",
                 "segments": n,
-                "first frame at": local_time(video.started_at) if video.started_at else "-",
+                "first frame at": _first_frame_at(video),
                 "note": video.error or video.warning or detail,
                 "path": video.path,
             }
         )
     columns = ["id", "camera", "file", "status", "progress", "seconds", "segments"]
     return pd.DataFrame(items, columns=[*columns, "first frame at", "note", "path"])
+
+
+def _first_frame_at(video: Video) -> str:
+    if video.started_at is None:
+        return "-"
+    when = local_time(video.started_at)
+    return f"{when} ({FILE_DATE})" if from_file_date(video.start_source) else when
 
 
 def latest_day(catalog: Catalog, camera: str) -> date | None:
@@ -344,6 +361,11 @@ def videos_tab(catalog: Catalog) -> None:
             "note": st.column_config.TextColumn("error / warning", width="large"),
         },
     )
+    if table["first frame at"].str.endswith(f"({FILE_DATE})").any():
+        st.caption(
+            f"{FILE_DATE.capitalize()}: the file's modification time, a guess; "
+            "ingest again with --start for exact times."
+        )
     if table["status"].isin(["processing", "queued", "stale"]).any():
         st.button("Refresh")
 
