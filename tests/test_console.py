@@ -16,6 +16,7 @@ from footage.catalog import Camera, Detection, Video
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
+from search.query import SearchResult
 from search.sql import run_readonly
 from tests.conftest import clip, make_settings
 
@@ -85,7 +86,15 @@ def test_text_search_renders_cards_and_cuts_a_playable_clip(env: Settings) -> No
     assert not at.exception and not at.error
     players = _videos(at)
     assert len(players) == 1
-    assert players[0].proto.url and players[0].proto.start_time >= 0
+    assert players[0].proto.url
+    # The excerpt opens a little before the result's best second, as the helper says.
+    result = at.session_state["response"].results[street]
+    catalog = Catalog(env)
+    facts = console_parts.video_facts(catalog, {result.video_id})[result.video_id]
+    catalog.dispose()
+    begin, _ = console_parts.clip_window(result, facts.duration_s)
+    start = console_parts.play_from(result, facts.duration_s)
+    assert start <= result.at_s and players[0].proto.start_time == int(start - begin)
     (cut,) = console_parts.excerpt_cache(env).root.glob("clip-*.mp4")
 
     with av.open(str(cut)) as container:
@@ -93,6 +102,34 @@ def test_text_search_renders_cards_and_cuts_a_playable_clip(env: Settings) -> No
         assert stream.codec_context.name == "h264"
         assert stream.codec_context.format is not None
         assert stream.codec_context.format.name == "yuv420p"
+
+
+def _result(at_s: float, start_s: float, end_s: float) -> SearchResult:
+    at = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)
+    return SearchResult(
+        "gate", "/v.mp4", 1, 1, at, at, start_s, end_s, at_s, at, 1.0, "object", "a car", None
+    )
+
+
+@pytest.mark.parametrize(
+    ("at_s", "start_s", "end_s", "duration_s", "expected"),
+    [
+        (79.0, 70.0, 79.5, 79.5, 77.0),  # a track seen at the very end: not the last second
+        (79.4, 79.0, 79.5, 79.5, 77.5),  # ...even when its moment starts there
+        (77.0, 70.0, 79.5, 79.5, 75.0),
+        (12.0, 11.0, 20.0, 79.5, 11.0),  # not before the moment starts
+        (0.5, 0.0, 10.0, 79.5, 0.0),
+        (30.0, 20.0, 40.0, None, 28.0),  # duration unknown
+    ],
+)
+def test_playback_starts_a_little_before_the_best_second(
+    at_s: float, start_s: float, end_s: float, duration_s: float | None, expected: float
+) -> None:
+    result = _result(at_s, start_s, end_s)
+    start = console_parts.play_from(result, duration_s)
+    assert start == pytest.approx(expected)
+    begin, end = console_parts.clip_window(result, duration_s)
+    assert begin <= start < end, "an excerpt holds the second it starts at"
 
 
 def test_more_like_this_and_the_camera_filter(env: Settings) -> None:
@@ -125,8 +162,10 @@ def test_a_notice_shows_once_and_search_errors_are_messages(
     monkeypatch.setenv("FOOTAGE_CLIP_PRETRAINED", str(env.data_dir / "missing.bin"))
     at = _start()
     _search(at, "people walking")
-    notices = [i.value for i in at.info]
-    assert len(notices) == 1 and notices[0].startswith("image similarity is off"), notices
+    assert not at.info, "a notice is one quiet line, not a box above every result list"
+    notices = [c.value for c in at.caption if "similarity is off" in c.value]
+    assert len(notices) == 1 and "image similarity is off" in notices[0], notices
+    assert "footage doctor" in notices[0] and len(notices[0]) < 120, notices
     assert _cards(at), "the description view still answers"
 
     st.cache_resource.clear()
@@ -184,6 +223,36 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
                 .where(Video.id == saved[0])
                 .values(status=saved[1], progress_s=saved[2])
             )
+        catalog.dispose()
+
+
+def test_times_from_the_file_date_are_marked(env: Settings) -> None:
+    catalog = Catalog(env)
+    with catalog.unit_of_work() as session:
+        saved = dict(session.execute(select(Video.id, Video.start_source)).tuples().all())
+        for name, source in ((STREET, "mtime"), (CAMPUS, "container")):
+            session.execute(
+                update(Video).where(Video.path.endswith(name)).values(start_source=source)
+            )
+    try:
+        at = _start()
+        table = at.dataframe[0].value
+        when = dict(zip(table["file"], table["first frame at"], strict=True))
+        assert when[STREET].endswith("(time from file date)"), when
+        assert "file date" not in when[CAMPUS], when
+        assert any("--start" in c.value for c in at.caption), "the Videos tab says what to do"
+        _search(at, "people walking")
+        cards = [c.value for c in at.caption if c.value.startswith("score")]
+        assert any(STREET in c for c in cards) and any(CAMPUS in c for c in cards), cards
+        for card in cards:
+            marked = "time from file date — pass --start for exact times" in card
+            assert marked == (STREET in card), card
+    finally:
+        with catalog.unit_of_work() as session:
+            for video_id, source in saved.items():
+                session.execute(
+                    update(Video).where(Video.id == video_id).values(start_source=source)
+                )
         catalog.dispose()
 
 

@@ -143,11 +143,11 @@ def ingest(
     try:
         _ = ingestor.detector
     except DetectorUnavailable as exc:
-        err.print(f"[red]Detector unavailable:[/red] {exc}")
+        err.print(f"[red]Detector unavailable:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     _ = ingestor.vectors
     for notice in ingestor.notices:
-        err.print(f"[yellow]Note:[/yellow] {notice}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     failed = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -159,9 +159,8 @@ def ingest(
         transient=True,
     ) as bar:
         for request in requests:
-            task = bar.add_task(request.path.name[:40], total=None)
-
-            name = request.path.name[:40]
+            name = escape(request.path.name[:40])  # progress descriptions are Rich markup
+            task = bar.add_task(name, total=None)
 
             def progress(done: float, total: float, task: Any = task, name: str = name) -> None:
                 bar.update(task, completed=done, total=total, description=name)
@@ -193,7 +192,7 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
     try:
         celery = make_celery(settings)
     except Unavailable as exc:
-        err.print(f"[red]Cannot queue:[/red] {exc}")
+        err.print(f"[red]Cannot queue:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     catalog = Catalog(settings)
     try:
@@ -264,7 +263,8 @@ def videos(
         duration = f"{item['duration_s']:.1f} s" if item["duration_s"] else "-"
         if item["state"] in ("processing", "stale"):
             duration = f"{item['progress_s']:.0f} s of {duration}"
-        when = f"{item['started_at'][:19]} ({item['start_source']})" if item["started_at"] else "-"
+        source = "file date" if item["start_source"] == "mtime" else item["start_source"]
+        when = f"{item['started_at'][:19]} ({source})" if item["started_at"] else "-"
         table.add_row(
             str(item["id"]),
             escape(item["camera"]),
@@ -275,6 +275,11 @@ def videos(
             when,
         )
     out.print(table)
+    if any(item["start_source"] == "mtime" and item["started_at"] for item in items):
+        out.print(
+            "Times from the file date are the file's modification time, a guess: "
+            "ingest with --start for exact times."
+        )
     for item in items:  # catalog text is shown as it is, never read as Rich markup
         where = escape(f"{item['path']}: {item['error'] or item['warning'] or ''}")
         if item["error"]:
@@ -419,7 +424,7 @@ def search(
         if catalog is not None:
             catalog.dispose()
     for notice in response.notices:
-        err.print(f"[yellow]Note:[/yellow] {escape(notice)}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in response.results]))
         return
@@ -539,7 +544,7 @@ def index_rebuild() -> None:
     for key in keys:
         index = store.rebuild(key)
         kind = "exact" if index.exact else "IVF"
-        out.print(f"{key.kind:14} {key.model:45} {len(index):>9} vectors  {kind}")
+        out.print(escape(f"{key.kind:14} {key.model:45} {len(index):>9} vectors  {kind}"))
     catalog.dispose()
 
 
@@ -554,7 +559,8 @@ def index_status() -> None:
     table = Table("kind", "model", "vectors", "index")
     for key in store.stored_keys():
         index = store.get(key)
-        table.add_row(key.kind, key.model, str(len(index)), "exact" if index.exact else "IVF")
+        exact = "exact" if index.exact else "IVF"
+        table.add_row(escape(key.kind), escape(key.model), str(len(index)), exact)
     out.print(table)
     catalog.dispose()
 
@@ -569,7 +575,7 @@ def index_embed() -> None:
     notices: list[str] = []
     writer = make_vector_writer(settings, notices)
     for notice in notices:
-        err.print(f"[yellow]Note:[/yellow] {notice}")
+        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     if writer.clip is None and writer.text is None:
         raise typer.Exit(2)
     catalog = Catalog(settings)
@@ -610,7 +616,7 @@ def worker(
     try:
         celery = worker_app(settings)
     except Unavailable as exc:
-        err.print(f"[red]{exc}[/red]")
+        err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])
 

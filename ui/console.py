@@ -150,15 +150,17 @@ def run_search(catalog: Catalog, settings: Settings, request: SearchRequest) -> 
     return answer
 
 
-def player(settings: Settings, result: SearchResult, pts0: float) -> None:
-    """The clip at the result's best second, in the original file when browsers play it."""
+def player(settings: Settings, result: SearchResult, facts: parts.VideoFacts) -> None:
+    """The clip from a little before the result's best second (`parts.play_from`), in the
+    original file when browsers play it."""
     video = Path(result.video)
+    start = parts.play_from(result, facts.duration_s)
     if not video.is_file():
         st.warning(f"Video file not found: {result.video}")
         return
     stat = video.stat()
     if playable(str(video), stat.st_size, stat.st_mtime):
-        st.video(str(video), start_time=int(result.at_s + pts0))
+        st.video(str(video), start_time=int(start + facts.first_pts_s))
         return
     clips: dict[int, tuple[str, float]] = st.session_state.setdefault("clips", {})
     cached = clips.get(result.segment_id)
@@ -172,21 +174,23 @@ def player(settings: Settings, result: SearchResult, pts0: float) -> None:
         st.caption("This file's format does not play in browsers.")
         if not st.button("Make a playable clip", key=f"clip-{result.segment_id}"):
             return
-        begin, end = parts.clip_window(result)
+        begin, end = parts.clip_window(result, facts.duration_s)
         with st.spinner("Cutting the clip..."):
             try:
-                name = parts.excerpt(settings, result.video, begin, end, pts0)
+                name = parts.excerpt(settings, result.video, begin, end, facts.first_pts_s)
             except (OSError, ValueError, FootageError) as exc:  # FFmpegError is an OSError
                 st.error(f"Cannot cut a clip: {exc}")
                 return
         clips[result.segment_id] = (name, begin)
         st.rerun()  # draw the card again with the player instead of the button
     begin = clips[result.segment_id][1]
-    st.video(data, format="video/mp4", start_time=max(0, int(result.at_s - begin)))
+    st.video(data, format="video/mp4", start_time=max(0, int(start - begin)))
     st.caption(f"Excerpt from {begin:.0f} s of the file.")
 
 
-def result_card(settings: Settings, rank: int, result: SearchResult, pts0: float) -> None:
+def result_card(
+    settings: Settings, rank: int, result: SearchResult, facts: parts.VideoFacts
+) -> None:
     with st.container(border=True):
         picture, words, clip = st.columns([2, 3, 3])
         # Only images inside the media folder are shown; a broken one gets a caption.
@@ -205,13 +209,14 @@ def result_card(settings: Settings, rank: int, result: SearchResult, pts0: float
         words.caption(
             f"score {result.score:.2f} · matched on {result.view} · {Path(result.video).name} "
             f"at {result.at_s:.1f} s (moment {result.start_s:.0f}-{result.end_s:.0f} s)"
+            + (f" · {parts.FILE_DATE_NOTE}" if parts.from_file_date(facts.start_source) else "")
         )
         words.markdown(result.why)
         words.button(
             "More like this", key=f"like-{result.segment_id}", on_click=like, args=(result,)
         )
         with clip:
-            player(settings, result, pts0)
+            player(settings, result, facts)
 
 
 def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, limit: int) -> None:
@@ -233,15 +238,15 @@ def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, lim
     except (EmbedderUnavailable, FootageError, LookupError, ValueError) as exc:
         st.error(f"Cannot search: {exc}")
         return
-    for notice in response.notices:
-        st.info(notice)
+    for notice in response.notices:  # one quiet line each: the detail is in `footage doctor`
+        st.caption(f":material/info: {notice}")
     if not response.results:
         st.warning("No matching moments.")
         return
     st.caption(f"{len(response.results)} moments · {response.strategy}")
-    pts = parts.first_pts(catalog, {r.video_id for r in response.results})
+    facts = parts.video_facts(catalog, {r.video_id for r in response.results})
     for rank, result in enumerate(response.results, 1):
-        result_card(settings, rank, result, pts.get(result.video_id, 0.0))
+        result_card(settings, rank, result, facts.get(result.video_id, parts.VideoFacts()))
 
 
 def main() -> None:

@@ -107,13 +107,49 @@ def local_moment(day: date, at: time) -> datetime:
     return datetime.combine(day, at).astimezone()
 
 
-def first_pts(catalog: Catalog, video_ids: set[int]) -> dict[int, float]:
-    """Seconds of the stream's first frame per video (0 when unknown)."""
+@dataclass(frozen=True)
+class VideoFacts:
+    """What a result card needs of its video besides the result."""
+
+    first_pts_s: float = 0.0  # seconds of the stream's first frame (0 when unknown)
+    duration_s: float | None = None
+    start_source: str | None = None  # where its wall-clock time came from (videos.start_source)
+
+
+def video_facts(catalog: Catalog, video_ids: set[int]) -> dict[int, VideoFacts]:
     with catalog.engine.connect() as conn:
         rows = conn.execute(
-            select(Video.id, Video.first_pts_s).where(Video.id.in_(sorted(video_ids)))
+            select(Video.id, Video.first_pts_s, Video.duration_s, Video.start_source).where(
+                Video.id.in_(sorted(video_ids))
+            )
         ).all()
-    return {vid: float(pts or 0.0) for vid, pts in rows}
+    return {
+        r.id: VideoFacts(float(r.first_pts_s or 0.0), r.duration_s, r.start_source) for r in rows
+    }
+
+
+# Without --start (or a creation time in the container), a video's time is its file's
+# modification time: a guess, and every result and video row from it says so.
+FILE_DATE = "time from file date"
+FILE_DATE_NOTE = f"{FILE_DATE} — pass --start for exact times"
+
+
+def from_file_date(start_source: str | None) -> bool:
+    return start_source == "mtime"
+
+
+PLAY_LEAD_S = 2.0  # playback starts this long before a result's best second
+PLAY_TAIL_S = 2.0  # and never in the file's last seconds
+
+
+def play_from(result: SearchResult, duration_s: float | None) -> float:
+    """Where to start playing a result (seconds from the first frame): a little before its
+    best second, not before its moment starts, and not in the file's last seconds (a track
+    seen at the very end must not open the player at the end)."""
+    start = max(result.at_s - PLAY_LEAD_S, result.start_s)
+    if duration_s:
+        start = min(start, duration_s - PLAY_TAIL_S)
+    return max(0.0, start)
 
 
 def video_table(catalog: Catalog) -> pd.DataFrame:
@@ -133,13 +169,20 @@ def video_table(catalog: Catalog) -> pd.DataFrame:
                 "progress": share,
                 "seconds": f"{video.progress_s:.0f} of {duration:.0f} s" if duration else "-",
                 "segments": n,
-                "first frame at": local_time(video.started_at) if video.started_at else "-",
+                "first frame at": _first_frame_at(video),
                 "note": video.error or video.warning or detail,
                 "path": video.path,
             }
         )
     columns = ["id", "camera", "file", "status", "progress", "seconds", "segments"]
     return pd.DataFrame(items, columns=[*columns, "first frame at", "note", "path"])
+
+
+def _first_frame_at(video: Video) -> str:
+    if video.started_at is None:
+        return "-"
+    when = local_time(video.started_at)
+    return f"{when} ({FILE_DATE})" if from_file_date(video.start_source) else when
 
 
 def latest_day(catalog: Catalog, camera: str) -> date | None:
@@ -237,10 +280,12 @@ def playable_in_browser(path: str) -> bool:
 
 
 def clip_window(
-    result: SearchResult, before: float = 5.0, most: float = 60.0
+    result: SearchResult, duration_s: float | None = None, before: float = 5.0, most: float = 60.0
 ) -> tuple[float, float]:
-    """Seconds of the video to cut for a result: a little before its best second, the moment."""
+    """Seconds of the video to cut for a result: a little before its best second, the
+    moment; always from `play_from` on."""
     begin = max(0.0, min(result.start_s, result.at_s - before), result.at_s - most / 2)
+    begin = min(begin, play_from(result, duration_s))
     end = min(max(result.end_s, result.at_s + before), begin + most)
     return begin, end
 
@@ -316,6 +361,11 @@ def videos_tab(catalog: Catalog) -> None:
             "note": st.column_config.TextColumn("error / warning", width="large"),
         },
     )
+    if table["first frame at"].str.endswith(f"({FILE_DATE})").any():
+        st.caption(
+            f"{FILE_DATE.capitalize()}: the file's modification time, a guess; "
+            "ingest again with --start for exact times."
+        )
     if table["status"].isin(["processing", "queued", "stale"]).any():
         st.button("Refresh")
 

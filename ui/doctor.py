@@ -68,7 +68,7 @@ def _checks(settings: Settings) -> Iterator[Check]:
         try:
             yield Check(name, True, load(settings).name)
         except EmbedderUnavailable as exc:
-            yield Check(name, False, str(exc), required=False)
+            yield Check(name, False, exc.detail, required=False)
 
     from search.sql import QueryError, sandbox_status
 

@@ -1,0 +1,116 @@
+"""What `footage` prints, run as a new user runs it: a real clip ingested by the command,
+CLIP switched on but without weights (none exist here), catalog text full of brackets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from footage.settings import Settings
+from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
+
+SOURCE = "intel_worker-zone_480x270_from-gif.mp4"
+CAMERA = "door [bold]x[/bold] [red]"  # Rich would read these as style tags
+FILE = "gate [red] [bold]x[i].mp4"  # no "/" in a file name
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def _footage(settings: Settings, *args: str) -> Run:
+    # A tag open_clip would download: offline (conftest), so it fails as it does here.
+    env = cli_env(settings, FOOTAGE_CLIP_PRETRAINED="laion2b_s34b_b79k", COLUMNS="250")
+    done = subprocess.run(
+        [*FOOTAGE_CLI, *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> tuple[Settings, Run]:
+    root = tmp_path_factory.mktemp("cli_output")
+    settings = make_settings(root / "data", None, onnx_spec, embed_images=True)
+    video = root / FILE
+    shutil.copyfile(clip(SOURCE), video)  # a fresh file: its time comes from its mtime
+    run = _footage(settings, "ingest", str(video), "--camera", CAMERA)
+    assert run.code == 0, run.stderr
+    return settings, run
+
+
+def _clip_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "CLIP" in line or "clip" in line]
+
+
+def test_missing_clip_weights_are_said_once_in_one_short_line(
+    ingested: tuple[Settings, Run],
+) -> None:
+    settings, ingest = ingested
+    search = _footage(settings, "search", "person", "--limit", "2")
+    assert search.code == 0, search.stderr
+    for run in (ingest, search):
+        assert "ERROR" not in run.stderr and "WARNING" not in run.stderr, run.stderr
+        (line,) = _clip_lines(run.stderr)
+        assert line.startswith("Note: image similarity is off"), line
+        assert "laion2b_s34b_b79k" in line and "footage doctor" in line and len(line) < 120
+    doctor = _footage(settings, "doctor")
+    assert "cannot be loaded" in doctor.stdout and "FOOTAGE_MODELS_DIR" in doctor.stdout
+
+
+def _rows(table: str) -> list[list[str]]:
+    """The cells of each line of a Rich table (wide enough that no cell wraps)."""
+    lines = [line for line in table.splitlines() if "│" in line]
+    return [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines]
+
+
+def test_catalog_text_with_brackets_prints_as_it_is(ingested: tuple[Settings, Run]) -> None:
+    settings, ingest = ingested
+    assert FILE in ingest.stdout
+    search = _footage(settings, "search", "person", "--limit", "3")
+    assert search.code == 0, search.stderr
+    rows = _rows(search.stdout)
+    assert rows, search.stdout
+    for _, _, camera, _, video, why in rows:
+        assert camera == CAMERA and video.startswith(FILE), rows
+        assert why.startswith(("[description] ", "[object] ")), why
+    videos = _footage(settings, "videos")
+    assert videos.code == 0, videos.stderr
+    (row,) = _rows(videos.stdout)
+    assert row[1:3] == [CAMERA, FILE], row
+
+
+def test_videos_says_when_a_time_is_the_file_date(ingested: tuple[Settings, Run]) -> None:
+    settings, _ = ingested
+    videos = _footage(settings, "videos")
+    (row,) = _rows(videos.stdout)
+    assert row[-1].endswith("(file date)"), row  # a fresh copy: no better time than its mtime
+    assert "ingest with --start for exact times" in videos.stdout
+    listed = json.loads(_footage(settings, "videos", "--json").stdout)
+    assert [v["start_source"] for v in listed] == ["mtime"]
+
+
+def test_a_model_load_holds_back_only_its_own_failure(caplog: pytest.LogCaptureFixture) -> None:
+    from footage.embedding import ClipEmbedder, EmbedderUnavailable
+
+    caplog.set_level(logging.INFO)
+    with pytest.raises(EmbedderUnavailable) as failed:
+        ClipEmbedder("ViT-B-32", "laion2b_s34b_b79k", None)
+    assert "footage doctor" in str(failed.value) and "FOOTAGE_MODELS_DIR" in failed.value.detail
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("Failed to download" in r.getMessage() for r in caplog.records), "kept for -v"
+
+    caplog.clear()
+    ClipEmbedder("ViT-B-32", "none", None)  # loads: the libraries' warnings are shown
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("initialized randomly" in m for m in said), said
+    logging.getLogger("huggingface_hub").error("a real error after the load")
+    assert caplog.records[-1].getMessage() == "a real error after the load"
