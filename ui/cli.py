@@ -431,8 +431,16 @@ def search(
     if not response.results:
         out.print("No matching moments.")
         return
-    table = Table("#", "score", "camera", "when", "video @ second", "why it matched")
-    for i, r in enumerate(response.results, 1):
+    shown = response.relevant
+    if not shown:
+        what = f"“{query}”" if query else "this search"
+        out.print(f"No relevant moments for {escape(what)}.", soft_wrap=True)
+        shown = response.weak[:3]
+        title = "Nearest, but weak (not relevant)"
+    else:
+        title = None
+    table = Table("#", "score", "camera", "when", "video @ second", "why it matched", title=title)
+    for i, r in enumerate(shown, 1):
         why = r.why if len(r.why) <= 160 else r.why[:157] + "..."
         table.add_row(
             str(i),
@@ -443,9 +451,11 @@ def search(
             escape(f"[{r.view}] {why}"),
         )
     out.print(table)
-    for i, r in enumerate(response.results, 1):
+    for i, r in enumerate(shown, 1):
         picture = escape(r.crop or r.thumbnail or "(no picture)")
         out.print(f"{i}: {picture}  (segment {r.segment_id}; --like {r.segment_id})")
+    if response.relevant and response.weak:
+        out.print(f"[dim]{len(response.weak)} weaker moments not shown (--json lists them).[/dim]")
 
 
 @app.command()
