@@ -1,7 +1,7 @@
 """Evidence for the LLM: a compact timeline of moments, one line each, within a budget.
 
-    [S1042] lobby 2023-02-06 21:53:28-21:53:38 (video 3 at 0.0-10.0 s): 2 person (1 red),
-    1 car (white); person #4 appears 21:53:30, person #2 leaves 21:53:36; motion 0.8%
+    [S1042] lobby 2023-02-06 21:53:28-21:53:38: 2 person (red, gray), 1 car (white);
+    person #4 appears 21:53:30, person #2 leaves 21:53:36; motion 0.8%
 
 Lines are oldest first (so "first" and "last" read naturally) and carry the moment's id,
 which is all the model may cite. About 12-15 lines is what a small model handles well.
@@ -132,11 +132,11 @@ def moments(
         parts = [", ".join(objects) if objects else "no objects detected"]
         if events:
             parts.append(", ".join(e for _, e in sorted(events)[:6]))
-        parts.append(f"motion {seg.motion * 100:.1f}%")
+        parts.append(f"motion {seg.motion * 100:.1f}%")  # of the pixels, between frames
         start = seg.start_at.astimezone(zone)
         line = (
-            f"[S{seg.id}] {row.name} {start:%Y-%m-%d %H:%M:%S}-{_hms(seg.end_at, zone)} "
-            f"(video {seg.video_id} at {seg.start_s:.1f}-{seg.end_s:.1f} s): " + "; ".join(parts)
+            f"[S{seg.id}] {row.name} {start:%Y-%m-%d %H:%M:%S}-{_hms(seg.end_at, zone)}: "
+            + "; ".join(parts)
         )
         thumbnail = media_file(settings.media_dir, seg.thumbnail)
         found.append(
