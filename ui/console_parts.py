@@ -27,6 +27,7 @@ from footage.errors import InvalidInput
 from footage.images import ImageLimits, decode_image, read_limited
 from footage.media import inside
 from footage.settings import Settings
+from search.ask.evidence import Moment
 from search.query import SearchResult
 from search.sql import QueryError, QueryRefused, QueryResult, run_readonly
 from search.videos import activity, list_videos
@@ -237,7 +238,7 @@ def playable_in_browser(path: str) -> bool:
 
 
 def clip_window(
-    result: SearchResult, before: float = 5.0, most: float = 60.0
+    result: SearchResult | Moment, before: float = 5.0, most: float = 60.0
 ) -> tuple[float, float]:
     """Seconds of the video to cut for a result: a little before its best second, the moment."""
     begin = max(0.0, min(result.start_s, result.at_s - before), result.at_s - most / 2)
