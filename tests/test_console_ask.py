@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +26,12 @@ pytest.importorskip("streamlit", reason="the console needs streamlit (pip instal
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.console_app import start, use_catalog  # noqa: E402
+from tests.console_app import search, start, use_catalog  # noqa: E402
 
 HALL = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"  # H.264: plays as it is
 START = datetime(2024, 5, 1, 21, 50, tzinfo=UTC)
 NO_MODEL = "No language model is configured"
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +181,118 @@ def test_a_real_model_writes_an_answer(env: Settings, monkeypatch: pytest.Monkey
     written = answer.markdown[0].value
     assert written and NO_MODEL not in written and "relevant moment" not in written
     assert _videos(answer), "the cited (or considered) clips are shown"
+
+
+def test_search_shows_relevant_moments_and_weak_ones_apart(env: Settings) -> None:
+    at = start()
+    search(at, "a person")
+    captions = [c.value for c in at.tabs[0].caption]
+    assert any("relevant moments" in c for c in captions), captions
+    assert not any("No relevant moments" in w.value for w in at.warning)
+
+    search(at, "a zebra")
+    warnings = [w.value for w in at.tabs[0].warning]
+    assert "No relevant moments." in warnings, warnings
+    scores = [c.value for c in at.tabs[0].caption if "score" in c.value]
+    assert scores and all(c.startswith("weak · ") for c in scores), scores
+    assert any(c.startswith("Weak: the") for c in at.tabs[0].caption.values), "labelled apart"
+
+
+# -- a real browser against a real `footage console` ------------------------------------------
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def console_url(indexed: Settings, tmp_path: Path) -> Iterator[str]:
+    """`footage console` on a free local port over the indexed catalog, without a model."""
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")},
+        "FOOTAGE_DATA_DIR": str(indexed.data_dir),
+        "FOOTAGE_DETECTOR": indexed.detector,
+        "FOOTAGE_EMBED_IMAGES": "false",
+        "FOOTAGE_LLM_BACKEND": "none",
+        "PYTHONPATH": str(REPO),
+    }
+    log_path = tmp_path / "console.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from ui.cli import app; app(prog_name='footage')"]
+            + ["console", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: ended below by its id
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    url = f"http://127.0.0.1:{port}"
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5):
+                        break
+                except OSError:
+                    assert server.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, "the console did not start"
+                    time.sleep(0.5)
+            yield url
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+def test_in_a_browser_an_answer_plays_its_clips_from_their_second(
+    indexed: Settings, console_url: str
+) -> None:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium (make setup does as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from search.ask.answer import Asker, AskRequest
+
+    catalog = Catalog(indexed)
+    expected = Asker(catalog, indexed, None).ask(AskRequest("when was a person on hall?"))
+    catalog.dispose()
+    seconds = sorted(int(m.at_s) for m in expected.considered)
+    assert seconds
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.goto(console_url, timeout=60_000)
+            page.get_by_role("tab", name="Ask").click(timeout=60_000)
+            box = page.get_by_test_id("stChatInputTextArea")
+            box.fill("when was a person on hall?")
+            box.press("Enter")
+            page.get_by_text("relevant moments, oldest first").wait_for(timeout=60_000)
+            videos = page.locator("video")
+            videos.first.wait_for(timeout=30_000)
+            assert videos.count() == len(seconds)
+            shown = []
+            for n in range(videos.count()):
+                video = videos.nth(n)
+                assert video.get_attribute("src"), "the player has a source"
+                page.wait_for_function(
+                    "v => v.readyState >= 1 && v.currentTime > 0", arg=video.element_handle()
+                )
+                shown.append(round(video.evaluate("v => v.currentTime")))
+            assert sorted(shown) == seconds
+            first = videos.first
+            start_at = first.evaluate("v => v.currentTime")
+            first.evaluate("v => { v.muted = true; return v.play(); }")
+            page.wait_for_function(
+                f"v => !v.paused && v.currentTime > {start_at} + 0.3",
+                arg=first.element_handle(),
+                timeout=20_000,
+            )
+        finally:
+            browser.close()
