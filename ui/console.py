@@ -18,8 +18,10 @@ from footage.embedding import EmbedderUnavailable
 from footage.errors import FootageError, InvalidInput
 from footage.secrets import mask_secrets
 from footage.settings import Settings
+from search.ask.evidence import Moment
 from search.planner import Searcher
 from search.query import QUERY_MAX_CHARS, Filters, SearchRequest, SearchResponse, SearchResult
+from ui import console_ask
 from ui import console_parts as parts
 
 st.set_page_config(page_title="footage", page_icon=":material/videocam:", layout="wide")
@@ -150,9 +152,12 @@ def run_search(catalog: Catalog, settings: Settings, request: SearchRequest) -> 
     return answer
 
 
-def player(settings: Settings, result: SearchResult, facts: parts.VideoFacts) -> None:
+def player(
+    settings: Settings, result: SearchResult | Moment, facts: parts.VideoFacts, key: str = ""
+) -> None:
     """The clip from a little before the result's best second (`parts.play_from`), in the
-    original file when browsers play it."""
+    original file when browsers play it. `key` tells apart the same moment shown twice
+    (Search and Ask tabs)."""
     video = Path(result.video)
     start = parts.play_from(result, facts.duration_s)
     if not video.is_file():
@@ -172,7 +177,7 @@ def player(settings: Settings, result: SearchResult, facts: parts.VideoFacts) ->
     if data is None:  # never cut, or evicted / damaged since: offer to cut it (again)
         clips.pop(result.segment_id, None)
         st.caption("This file's format does not play in browsers.")
-        if not st.button("Make a playable clip", key=f"clip-{result.segment_id}"):
+        if not st.button("Make a playable clip", key=f"clip-{key}{result.segment_id}"):
             return
         begin, end = parts.clip_window(result, facts.duration_s)
         with st.spinner("Cutting the clip..."):
@@ -207,7 +212,8 @@ def result_card(
                 picture.caption("(object picture unavailable)")
         words.markdown(f"**{rank}. {result.camera}** · {parts.local_time(result.at)}")
         words.caption(
-            f"score {result.score:.2f} · matched on {result.view} · {Path(result.video).name} "
+            f"{'' if result.relevant else 'weak · '}score {result.score:.2f} · "
+            f"matched on {result.view} · {Path(result.video).name} "
             f"at {result.at_s:.1f} s (moment {result.start_s:.0f}-{result.end_s:.0f} s)"
             + (f" · {parts.FILE_DATE_NOTE}" if parts.from_file_date(facts.start_source) else "")
         )
@@ -243,10 +249,18 @@ def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, lim
     if not response.results:
         st.warning("No matching moments.")
         return
-    st.caption(f"{len(response.results)} moments · {response.strategy}")
+    relevant, weak = response.relevant, response.weak
     facts = parts.video_facts(catalog, {r.video_id for r in response.results})
-    for rank, result in enumerate(response.results, 1):
+    if relevant:
+        st.caption(f"{len(relevant)} relevant moments · {response.strategy}")
+    else:
+        st.warning("No relevant moments.")
+    for rank, result in enumerate(relevant, 1):
         result_card(settings, rank, result, facts.get(result.video_id, parts.VideoFacts()))
+    if weak:  # apart, never as answers
+        st.caption(f"Weak: the {len(weak)} nearest moments, below the relevance threshold")
+        for rank, result in enumerate(weak, len(relevant) + 1):
+            result_card(settings, rank, result, facts.get(result.video_id, parts.VideoFacts()))
 
 
 def main() -> None:
@@ -258,9 +272,11 @@ def main() -> None:
     options = choices(catalog, catalog.url)
     filters, limit = sidebar_filters(options)
     st.title("footage")
-    search, videos, timeline, sql = st.tabs(["Search", "Videos", "Timeline", "SQL"])
+    search, ask, videos, timeline, sql = st.tabs(["Search", "Ask", "Videos", "Timeline", "SQL"])
     with search:
         search_tab(catalog, settings, filters, limit)
+    with ask:
+        console_ask.ask_tab(catalog, settings, searcher(catalog, settings), player)
     with videos:
         parts.videos_tab(catalog)
     with timeline:

@@ -27,6 +27,7 @@ from footage.errors import InvalidInput
 from footage.images import ImageLimits, decode_image, read_limited
 from footage.media import inside
 from footage.settings import Settings
+from search.ask.evidence import Moment
 from search.query import SearchResult
 from search.sql import QueryError, QueryRefused, QueryResult, run_readonly
 from search.videos import activity, list_videos
@@ -142,7 +143,7 @@ PLAY_LEAD_S = 2.0  # playback starts this long before a result's best second
 PLAY_TAIL_S = 2.0  # and never in the file's last seconds
 
 
-def play_from(result: SearchResult, duration_s: float | None) -> float:
+def play_from(result: SearchResult | Moment, duration_s: float | None) -> float:
     """Where to start playing a result (seconds from the first frame): a little before its
     best second, not before its moment starts, and not in the file's last seconds (a track
     seen at the very end must not open the player at the end)."""
@@ -280,7 +281,10 @@ def playable_in_browser(path: str) -> bool:
 
 
 def clip_window(
-    result: SearchResult, duration_s: float | None = None, before: float = 5.0, most: float = 60.0
+    result: SearchResult | Moment,
+    duration_s: float | None = None,
+    before: float = 5.0,
+    most: float = 60.0,
 ) -> tuple[float, float]:
     """Seconds of the video to cut for a result: a little before its best second, the
     moment; always from `play_from` on."""
