@@ -42,6 +42,7 @@ test: setup services
 bench: setup
 	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m bench.ingest_bench
 	$(PY) -m bench.vector_bench
+	$(PY) -m bench.ask_llm_bench
 
 lint: setup
 	$(VENV)/bin/ruff check .

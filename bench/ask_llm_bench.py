@@ -24,26 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.contention import ContentionMeter
+from search.ask.answer import SYSTEM as ASK_SYSTEM
+from search.ask.stream import ANSWER_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = ROOT / "bench" / "ASK.md"
 
-SYSTEM = (
-    "You answer questions about CCTV footage using ONLY the evidence lines given. Each line "
-    "starts with a segment id like [S1042]. Reply with JSON only: "
-    '{"answer": "<one or two sentences, with times>", "citations": [<segment ids as integers, '
-    "e.g. 1042, of the lines that support the answer>]}. If the evidence does not answer the "
-    'question, say so in "answer" and cite nothing.'
-)
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "answer": {"type": "string"},
-        "citations": {"type": "array", "items": {"type": "integer"}},
-    },
-    "required": ["answer", "citations"],
-    "additionalProperties": False,
-}
+# The product's own prompt and schema (search/ask/answer.py), so the figures are ask's.
+SYSTEM = ASK_SYSTEM
+SCHEMA = ANSWER_SCHEMA
 QUESTION = "When did a person in red enter the lobby, and did a white car leave the car park?"
 # (segment, camera, start, end, video, offset, objects, events, motion)
 MOMENTS = [
@@ -145,11 +134,10 @@ EXPECTED = {1042, 1033}
 
 def evidence() -> str:
     lines = []
-    for seg, cam, start, end, video, offset, objects, events, motion in MOMENTS:
+    for seg, cam, start, end, _video, _offset, objects, events, motion in MOMENTS:
         tail = f"; {events}" if events else ""
         lines.append(
-            f"[S{seg}] {cam} 2023-02-06 {start}-{end} (video {video}, {offset:.1f}-"
-            f"{offset + 10:.1f} s): {objects}{tail}; motion {motion:.1f}%"
+            f"[S{seg}] {cam} 2023-02-06 {start}-{end}: {objects}{tail}; motion {motion:.1f}%"
         )
     return "\n".join(lines)
 
@@ -173,7 +161,11 @@ def child(runs: int, max_tokens: int, model: str | None, models_dir: str | None)
     load_s = time.perf_counter() - started
     messages = [
         ChatMessage("system", SYSTEM),
-        ChatMessage("user", f"Evidence:\n{evidence()}\n\nQuestion: {QUESTION}"),
+        ChatMessage(
+            "user",
+            f"Question: {QUESTION}\nSearched: every camera at any time (times in UTC)\n"
+            f"Evidence, oldest first:\n{evidence()}",
+        ),
     ]
     results = []
     for run in range(runs):

@@ -181,6 +181,17 @@ def test_without_a_model_the_evidence_is_the_answer(hall: Settings) -> None:
         answer.considered, answer.evidence, strict=True))  # fmt: skip
 
 
+def test_what_happened_summarises_the_window_timeline(hall: Settings) -> None:
+    answer = _ask(hall, "what happened in the hall between 21:00:20 and 21:01 on 6 Feb 2023?")
+    assert answer.found and answer.considered
+    window = (START + timedelta(seconds=20), START + timedelta(seconds=60))
+    assert all(window[0] < m.end_at and m.start_at < window[1] for m in answer.considered)
+    assert [m.start_at for m in answer.considered] == sorted(m.start_at for m in answer.considered)
+    assert any("person" in line for line in answer.evidence)
+    empty = _ask(hall, "what happened in the hall on 7 Feb 2023?")
+    assert not empty.found and empty.answer.startswith("No footage was found on hall between")
+
+
 class _Replay:
     """A recorded model reply, replayed: to test what is done with citations it invents."""
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 
-from footage.catalog import Camera, Segment
+from footage.catalog import Camera, Detection, Segment
 from footage.db import Catalog
 from footage.errors import InvalidInput
 from footage.llm import LLM, ChatMessage
@@ -33,7 +33,8 @@ from search.query import SearchRequest
 
 EVIDENCE_MOMENTS = 12  # what a small model handles well
 EVIDENCE_TOKENS = 1_800
-SUMMARY_MOMENTS = 40  # the timeline of a window, before the budget trims it
+SUMMARY_MOMENTS = 24  # a window's timeline, spread over it, before the budget trims it
+SUMMARY_SCAN = 20_000  # segments of a window looked at for a summary
 
 SYSTEM = (
     "You answer questions about CCTV footage for an investigator. Use ONLY the evidence "
@@ -125,6 +126,7 @@ class Asker:
         self.settings = settings
         self.llm = llm
         self.searcher = searcher or Searcher(catalog, settings)
+        self._facts: list[str] = []  # computed facts for this question's prompt
 
     def _zone_for(self, cameras: tuple[str, ...]) -> tzinfo:
         """The catalog's time zone: the named cameras' own, when they agree; else the
@@ -159,7 +161,7 @@ class Asker:
         return question, zone
 
     def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
-        self._facts: list[str] = []
+        self._facts = []
         question, zone = self.understand(request)
         filters = _filters_dict(question, zone)
         if question.kind is QuestionKind.COUNT and question.label is not None:
@@ -195,8 +197,13 @@ class Asker:
         return moments(self.catalog, self.settings, ids, zone, at_s)
 
     def _timeline(self, question: Question, zone: tzinfo) -> list[Moment]:
+        """The window's segments for a summary: those where something was detected (or
+        moved), spread evenly over the window when there are more than fit."""
         f = question.filters
-        query = select(Segment.id).order_by(Segment.start_at)
+        busy = select(Detection.id).where(Detection.segment_id == Segment.id).exists() | (
+            Segment.motion >= self.settings.motion_threshold
+        )
+        query = select(Segment.id, busy.label("busy")).order_by(Segment.start_at, Segment.id)
         if f.cameras:
             query = query.join(Camera, Camera.id == Segment.camera_id).where(
                 Camera.name.in_(f.cameras)
@@ -206,7 +213,11 @@ class Asker:
         if f.until is not None:
             query = query.where(Segment.start_at < f.until)
         with self.catalog.engine.connect() as conn:
-            ids = list(conn.execute(query.limit(SUMMARY_MOMENTS)).scalars())
+            rows = conn.execute(query.limit(SUMMARY_SCAN)).all()
+        ids = [r.id for r in rows if r.busy] or [r.id for r in rows]
+        if len(ids) > SUMMARY_MOMENTS:
+            step = len(ids) / SUMMARY_MOMENTS
+            ids = [ids[int(i * step)] for i in range(SUMMARY_MOMENTS)]
         return moments(self.catalog, self.settings, ids, zone)
 
     def _searched(self, question: Question, zone: tzinfo) -> str:
