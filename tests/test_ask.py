@@ -29,6 +29,7 @@ from search.ask.answer import Asker, AskRequest
 from search.ask.question import Order, QuestionKind, understand
 from search.ask.times import parse_window
 from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
+from tests.llm_server import served, smollm2_gguf
 
 HALL = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"
 START = datetime(2023, 2, 6, 21, 0, tzinfo=UTC)
@@ -265,6 +266,39 @@ def test_ask_json_has_exactly_the_promised_shape(hall: Settings) -> None:
     assert list(data["citations"][0]) == [
         "segment_id", "camera", "video", "start_at", "end_at", "start_s", "end_s", "at_s",
     ]  # fmt: skip
+
+
+def test_ask_through_an_openai_compatible_server(hall: Settings) -> None:
+    """The whole command against llama.cpp's server on 127.0.0.1 (SmolLM2, a weak model:
+    the plumbing is what is checked): the answer streams, citations are evidence only,
+    and the key is never shown."""
+    key = "sk-ask-test-5f3e2d1c0b9a"
+    with served(smollm2_gguf(), key) as url:
+        env = cli_env(
+            hall,
+            FOOTAGE_LLM_BACKEND="openai",
+            FOOTAGE_LLM_BASE_URL=url,
+            FOOTAGE_LLM_API_KEY=key,
+            FOOTAGE_LLM_OPENAI_MODEL="smollm2",
+        )
+        question = "when was a person in the hall?"
+        run = subprocess.run(
+            [*FOOTAGE_CLI, "ask", question, "--json", "--moments", "4"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        data = json.loads(run.stdout)
+        assert data["found"] and data["answer"] and url in data["model"]
+        shown = {c["segment_id"] for c in data["citations"] + data["considered"]}
+        assert len(shown) <= 4 and {c["segment_id"] for c in data["citations"]} <= shown
+        streamed = subprocess.run(
+            [*FOOTAGE_CLI, "ask", question, "--moments", "4"],
+            env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert streamed.returncode == 0, streamed.stderr
+        assert "Answered by smollm2" in streamed.stderr
+    for output in (run.stdout, run.stderr, streamed.stdout, streamed.stderr):
+        assert key not in output
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,12 +19,11 @@ pytest.importorskip("streamlit", reason="the console needs streamlit (pip instal
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.console_app import search, start, use_catalog  # noqa: E402
+from tests.console_app import running_console, search, start, use_catalog  # noqa: E402
 
 HALL = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"  # H.264: plays as it is
 START = datetime(2024, 5, 1, 21, 50, tzinfo=UTC)
 NO_MODEL = "No language model is configured"
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -202,50 +194,17 @@ def test_search_shows_relevant_moments_and_weak_ones_apart(env: Settings) -> Non
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def console_url(indexed: Settings, tmp_path: Path) -> Iterator[str]:
     """`footage console` on a free local port over the indexed catalog, without a model."""
-    port = _free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")},
         "FOOTAGE_DATA_DIR": str(indexed.data_dir),
         "FOOTAGE_DETECTOR": indexed.detector,
         "FOOTAGE_EMBED_IMAGES": "false",
         "FOOTAGE_LLM_BACKEND": "none",
-        "PYTHONPATH": str(REPO),
     }
-    log_path = tmp_path / "console.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-c", "from ui.cli import app; app(prog_name='footage')"]
-            + ["console", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: ended below by its id
-        )
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    url = f"http://127.0.0.1:{port}"
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5):
-                        break
-                except OSError:
-                    assert server.poll() is None, log_path.read_text()
-                    assert time.monotonic() < deadline, "the console did not start"
-                    time.sleep(0.5)
-            yield url
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+    with running_console(env, tmp_path / "console.log") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_in_a_browser_an_answer_plays_its_clips_from_their_second(
@@ -255,7 +214,6 @@ def test_in_a_browser_an_answer_plays_its_clips_from_their_second(
         pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium (make setup does as root)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     from search.ask.answer import Asker, AskRequest
-
     from ui import console_parts as parts
 
     catalog = Catalog(indexed)

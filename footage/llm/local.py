@@ -34,8 +34,7 @@ from footage.llm.base import (
     LLMFailed,
     LLMUnavailable,
     StatsClock,
-    as_openai_messages,
-    response_format,
+    chat_request,
 )
 
 log = logging.getLogger(__name__)
@@ -104,16 +103,7 @@ class LocalLLM:
         max_tokens: int = 400,
         temperature: float = 0.0,
     ) -> Iterator[str]:
-        request: dict[str, Any] = {
-            "messages": as_openai_messages(messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if json_schema is not None:
-            request["response_format"] = response_format(json_schema)
-        return self._stream(request)
+        return self._stream(chat_request(messages, json_schema, max_tokens, temperature))
 
     def _stream(self, request: dict[str, Any]) -> Iterator[str]:
         self.last_stats = None

@@ -19,8 +19,7 @@ from footage.llm.base import (
     LLMFailed,
     LLMUnavailable,
     StatsClock,
-    as_openai_messages,
-    response_format,
+    chat_request,
 )
 from footage.secrets import mask_secrets, mask_url, url_passwords
 
@@ -67,17 +66,8 @@ class OpenAILLM:
         max_tokens: int = 400,
         temperature: float = 0.0,
     ) -> Iterator[str]:
-        request: dict[str, Any] = {
-            "model": self.model,
-            "messages": as_openai_messages(messages),
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if json_schema is not None:
-            request["response_format"] = response_format(json_schema)
-        return self._stream(request)
+        request = chat_request(messages, json_schema, max_tokens, temperature)
+        return self._stream({"model": self.model, **request})
 
     def _stream(self, request: dict[str, Any]) -> Iterator[str]:
         self.last_stats = None

@@ -113,7 +113,8 @@ def _filters_dict(question: Question, zone: tzinfo) -> dict[str, object]:
 
 
 class Asker:
-    """One per process or session; the LLM (None: no model configured) is loaded by the caller."""
+    """One per process or session. The LLM is given (None: no model configured), or loaded
+    by `load_llm` the first time a question needs it (counts and plain "no"s never do)."""
 
     def __init__(
         self,
@@ -121,10 +122,12 @@ class Asker:
         settings: Settings,
         llm: LLM | None,
         searcher: Searcher | None = None,
+        load_llm: Callable[[], LLM | None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.settings = settings
         self.llm = llm
+        self._load_llm = load_llm
         self.searcher = searcher or Searcher(catalog, settings)
         self._facts: list[str] = []  # computed facts for this question's prompt
 
@@ -317,6 +320,8 @@ class Asker:
         on_text: Callable[[str], None] | None,
     ) -> Answer:
         lines = tuple(m.line for m in evidence)
+        if self.llm is None and self._load_llm is not None:
+            self.llm, self._load_llm = self._load_llm(), None
         if self.llm is None:
             text = (
                 "No language model is configured (FOOTAGE_LLM_BACKEND=none), so there is no "
