@@ -280,19 +280,20 @@ def test_ask_through_an_openai_compatible_server(hall: Settings) -> None:
             FOOTAGE_LLM_BASE_URL=url,
             FOOTAGE_LLM_API_KEY=key,
             FOOTAGE_LLM_OPENAI_MODEL="smollm2",
+            FOOTAGE_LLM_MAX_TOKENS="80",  # a weak model may ramble: bound its turn
         )
         question = "when was a person in the hall?"
         run = subprocess.run(
-            [*FOOTAGE_CLI, "ask", question, "--json", "--moments", "4"],
+            [*FOOTAGE_CLI, "ask", question, "--json", "--moments", "3"],
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
         data = json.loads(run.stdout)
         assert data["found"] and data["answer"] and url in data["model"]
         shown = {c["segment_id"] for c in data["citations"] + data["considered"]}
-        assert len(shown) <= 4 and {c["segment_id"] for c in data["citations"]} <= shown
+        assert len(shown) <= 3 and {c["segment_id"] for c in data["citations"]} <= shown
         streamed = subprocess.run(
-            [*FOOTAGE_CLI, "ask", question, "--moments", "4"],
+            [*FOOTAGE_CLI, "ask", question, "--moments", "3"],
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert streamed.returncode == 0, streamed.stderr

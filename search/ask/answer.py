@@ -223,7 +223,8 @@ class Asker:
             ids = [ids[int(i * step)] for i in range(SUMMARY_MOMENTS)]
         return moments(self.catalog, self.settings, ids, zone)
 
-    def _searched(self, question: Question, zone: tzinfo) -> str:
+    def _scope(self, question: Question, zone: tzinfo) -> str:
+        """Where and when was searched, in words: "on hall between ... and ..."."""
         f = question.filters
         where = f"on {', '.join(f.cameras)}" if f.cameras else "on every camera"
         since = f"{f.since.astimezone(zone):%Y-%m-%d %H:%M}" if f.since else None
@@ -236,8 +237,12 @@ class Asker:
             when = f"before {until}"
         else:
             when = "at any time"
+        return f"{where} {when}"
+
+    def _searched(self, question: Question, zone: tzinfo) -> str:
+        f = question.filters
         what = " ".join(filter(None, [f.color, *f.labels])) or question.subject
-        return f"{what!s} {where} {when}".strip()
+        return f"{what} {self._scope(question, zone)}".strip()
 
     def _nothing(
         self,
@@ -250,7 +255,7 @@ class Asker:
         if question.kind is QuestionKind.YES_NO:
             text = f"No. Nothing relevant was found: searched for {searched}."
         elif question.kind is QuestionKind.SUMMARY:
-            text = f"No footage was found {searched.split(' ', 1)[-1]}."
+            text = f"No footage was found {self._scope(question, zone)}."
         else:
             text = f"No relevant moments were found: searched for {searched}."
         if on_text:
