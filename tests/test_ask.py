@@ -270,8 +270,8 @@ def test_ask_json_has_exactly_the_promised_shape(hall: Settings) -> None:
 
 def test_ask_through_an_openai_compatible_server(hall: Settings) -> None:
     """The whole command against llama.cpp's server on 127.0.0.1 (SmolLM2, a weak model:
-    the plumbing is what is checked): the answer streams, citations are evidence only,
-    and the key is never shown."""
+    the plumbing is what is checked; the backend's streaming is tests/test_llm.py's):
+    citations are evidence only, and the key is never shown."""
     key = "sk-ask-test-5f3e2d1c0b9a"
     with served(smollm2_gguf(), key) as url:
         env = cli_env(
@@ -282,23 +282,17 @@ def test_ask_through_an_openai_compatible_server(hall: Settings) -> None:
             FOOTAGE_LLM_OPENAI_MODEL="smollm2",
             FOOTAGE_LLM_MAX_TOKENS="80",  # a weak model may ramble: bound its turn
         )
-        question = "when was a person in the hall?"
         run = subprocess.run(
-            [*FOOTAGE_CLI, "ask", question, "--json", "--moments", "3"],
+            [*FOOTAGE_CLI, "ask", "when was a person in the hall?", "--json", "--moments", "3"],
             env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr
         data = json.loads(run.stdout)
-        assert data["found"] and data["answer"] and url in data["model"]
+        assert data["found"] and data["answer"] and data["model"].startswith("smollm2")
+        assert url in data["model"]
         shown = {c["segment_id"] for c in data["citations"] + data["considered"]}
         assert len(shown) <= 3 and {c["segment_id"] for c in data["citations"]} <= shown
-        streamed = subprocess.run(
-            [*FOOTAGE_CLI, "ask", question, "--moments", "3"],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert streamed.returncode == 0, streamed.stderr
-        assert "Answered by smollm2" in streamed.stderr
-    for output in (run.stdout, run.stderr, streamed.stdout, streamed.stderr):
+    for output in (run.stdout, run.stderr):
         assert key not in output
 
 
@@ -306,11 +300,9 @@ def test_ask_through_an_openai_compatible_server(hall: Settings) -> None:
     ("args", "message"),
     [
         (["ask", ""], "the question is empty"),
-        (["ask", "y" * 5000], "at most 1,000"),
         (["ask", "who was there?", "--now", "yesterday-ish"], "not an ISO date-time"),
-        (["ask", "who was there?", "--moments", "0"], "moments of evidence must be 1-40"),
     ],
-    ids=["empty", "long", "bad now", "zero moments"],
+    ids=["empty", "bad now"],
 )
 def test_bad_asks_exit_2_with_a_clear_message(
     hall: Settings, args: list[str], message: str
@@ -323,10 +315,18 @@ def test_bad_asks_exit_2_with_a_clear_message(
     assert message in run.stderr and "Traceback" not in run.stderr
 
 
-def test_an_unknown_time_zone_setting_is_a_clear_error(hall: Settings) -> None:
-    run = subprocess.run(
-        [*FOOTAGE_CLI, "ask", "who was in the hall yesterday?"],
-        env=cli_env(hall, FOOTAGE_LLM_BACKEND="none", FOOTAGE_TIMEZONE="Mars/Olympus"),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert run.returncode == 2 and "unknown time zone 'Mars/Olympus'" in run.stderr
+@pytest.mark.parametrize(
+    ("question", "moments", "zone", "message"),
+    [
+        ("who was there?", 0, "UTC", "moments of evidence must be 1-40"),
+        ("y" * 5000, 12, "UTC", "at most 1,000"),
+        ("who was in the hall yesterday?", 12, "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+    ],
+    ids=["zero moments", "long", "bad zone"],
+)
+def test_bad_asks_are_refused_before_any_work(
+    hall: Settings, question: str, moments: int, zone: str, message: str
+) -> None:
+    settings = hall.model_copy(update={"timezone": zone})
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        _ask(settings, question, moments=moments)

@@ -47,17 +47,30 @@ def ingested(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> tuple
     return settings, run
 
 
+@pytest.fixture(scope="module")
+def searched(ingested: tuple[Settings, Run]) -> Run:
+    """One search over the catalog (each command costs seconds of start-up)."""
+    run = _footage(ingested[0], "search", "person", "--limit", "3")
+    assert run.code == 0, run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def listed(ingested: tuple[Settings, Run]) -> Run:
+    run = _footage(ingested[0], "videos")
+    assert run.code == 0, run.stderr
+    return run
+
+
 def _clip_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if "CLIP" in line or "clip" in line]
 
 
 def test_missing_clip_weights_are_said_once_in_one_short_line(
-    ingested: tuple[Settings, Run],
+    ingested: tuple[Settings, Run], searched: Run
 ) -> None:
     settings, ingest = ingested
-    search = _footage(settings, "search", "person", "--limit", "2")
-    assert search.code == 0, search.stderr
-    for run in (ingest, search):
+    for run in (ingest, searched):
         assert "ERROR" not in run.stderr and "WARNING" not in run.stderr, run.stderr
         (line,) = _clip_lines(run.stderr)
         assert line.startswith("Note: image similarity is off"), line
@@ -72,25 +85,25 @@ def _rows(table: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines]
 
 
-def test_catalog_text_with_brackets_prints_as_it_is(ingested: tuple[Settings, Run]) -> None:
-    settings, ingest = ingested
+def test_catalog_text_with_brackets_prints_as_it_is(
+    ingested: tuple[Settings, Run], searched: Run, listed: Run
+) -> None:
+    _settings, ingest = ingested
     assert FILE in ingest.stdout
-    search = _footage(settings, "search", "person", "--limit", "3")
-    assert search.code == 0, search.stderr
-    rows = _rows(search.stdout)
-    assert rows, search.stdout
+    rows = _rows(searched.stdout)
+    assert rows, searched.stdout
     for _, _, camera, _, video, why in rows:
         assert camera == CAMERA and video.startswith(FILE), rows
         assert why.startswith(("[description] ", "[object] ")), why
-    videos = _footage(settings, "videos")
-    assert videos.code == 0, videos.stderr
-    (row,) = _rows(videos.stdout)
+    (row,) = _rows(listed.stdout)
     assert row[1:3] == [CAMERA, FILE], row
 
 
-def test_videos_says_when_a_time_is_the_file_date(ingested: tuple[Settings, Run]) -> None:
+def test_videos_says_when_a_time_is_the_file_date(
+    ingested: tuple[Settings, Run], listed: Run
+) -> None:
     settings, _ = ingested
-    videos = _footage(settings, "videos")
+    videos = listed
     (row,) = _rows(videos.stdout)
     assert row[-1].endswith("(file date)"), row  # a fresh copy: no better time than its mtime
     assert "ingest with --start for exact times" in videos.stdout
