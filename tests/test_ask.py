@@ -19,7 +19,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import update
 
+from footage.catalog import Camera
 from footage.db import Catalog
 from footage.errors import InvalidInput
 from footage.llm import ChatMessage, GenerationStats, load_llm
@@ -191,6 +193,23 @@ def test_what_happened_summarises_the_window_timeline(hall: Settings) -> None:
     assert any("person" in line for line in answer.evidence)
     empty = _ask(hall, "what happened in the hall on 7 Feb 2023?")
     assert not empty.found and empty.answer.startswith("No footage was found on hall between")
+
+
+def test_times_are_read_in_the_camera_s_own_zone(hall: Settings) -> None:
+    """22:00 in Berlin is 21:00 UTC: the man (21:00:30-21:00:57 UTC) is after it."""
+    catalog = Catalog(hall)
+    with catalog.engine.begin() as conn:
+        conn.execute(update(Camera).values(timezone="Europe/Berlin"))
+    try:
+        answer = _ask(hall, "was anyone in the hall after 22:00 on 6 Feb 2023?")
+        assert answer.filters["since"] == "2023-02-06T22:00:00+01:00"
+        assert answer.found and answer.considered
+        utc = _ask(hall, "was anyone in the hall after 22:00 on 6 Feb 2023?", cameras=("hall",))
+        assert utc.filters["since"] == "2023-02-06T22:00:00+01:00"  # --camera: same zone
+    finally:
+        with catalog.engine.begin() as conn:
+            conn.execute(update(Camera).values(timezone=None))
+        catalog.dispose()
 
 
 class _Replay:

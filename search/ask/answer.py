@@ -160,7 +160,14 @@ class Asker:
         if question.filters.cameras and not request.cameras:
             zone = self._zone_for(question.filters.cameras)
             if zone != _zone(self.settings.timezone):  # times were read in the wrong zone
-                question = understand(request.question, cameras_known=known, now=now, zone=zone)
+                question = understand(
+                    request.question,
+                    cameras_known=known,
+                    now=now,
+                    zone=zone,
+                    since=request.since,
+                    until=request.until,
+                )
         return question, zone
 
     def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
