@@ -14,6 +14,7 @@ import pytest
 from footage.db import Catalog
 from footage.settings import Settings
 from footage.sql_reader import reader_role
+from indexer.ingest import Ingestor, IngestOutcome, IngestRequest
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -123,4 +124,21 @@ def settings(tmp_path: Path, database_url: str, onnx_spec: Path) -> Settings:
 def catalog(settings: Settings) -> Iterator[Catalog]:
     catalog = Catalog(settings)
     yield catalog
+    catalog.dispose()
+
+
+@pytest.fixture(scope="session")
+def every_clip(
+    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path
+) -> Iterator[tuple[Catalog, Settings, dict[str, IngestOutcome]]]:
+    """Every shared clip ingested once per test run, each as its own camera (the file name
+    without extension); SQLite, no CLIP. Tests read it and must not change it."""
+    settings = make_settings(tmp_path_factory.mktemp("every_clip"), None, onnx_spec)
+    catalog = Catalog(settings)
+    ingestor = Ingestor(catalog, settings)
+    outcomes = {
+        name: ingestor.ingest(IngestRequest(clip(name), name.rsplit(".", 1)[0]))
+        for name in all_clips()
+    }
+    yield catalog, settings, outcomes
     catalog.dispose()

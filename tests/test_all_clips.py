@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 
 from footage.db import Catalog
-from indexer.ingest import Ingestor, IngestOutcome, IngestRequest
-from tests.conftest import FOOTAGE, all_clips, clip, make_settings
+from footage.settings import Settings
+from indexer.ingest import IngestOutcome
+from tests.conftest import FOOTAGE, all_clips
 
 pytestmark = pytest.mark.slow
 
@@ -30,16 +28,10 @@ README_DURATION = {
 
 @pytest.fixture(scope="module")
 def ingested(
-    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path
-) -> Iterator[tuple[Catalog, dict[str, IngestOutcome]]]:
-    settings = make_settings(tmp_path_factory.mktemp("all"), None, onnx_spec)
-    catalog = Catalog(settings)
-    ingestor = Ingestor(catalog, settings)
-    outcomes = {
-        name: ingestor.ingest(IngestRequest(clip(name), name.split("_")[0])) for name in all_clips()
-    }
-    yield catalog, outcomes
-    catalog.dispose()
+    every_clip: tuple[Catalog, Settings, dict[str, IngestOutcome]],
+) -> tuple[Catalog, dict[str, IngestOutcome]]:
+    catalog, _settings, outcomes = every_clip
+    return catalog, outcomes
 
 
 def test_the_readme_lists_every_clip() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import update
 
 from footage.catalog import Camera
@@ -288,31 +289,26 @@ def test_ask_json_has_exactly_the_promised_shape(hall: Settings) -> None:
 
 
 def test_ask_through_an_openai_compatible_server(hall: Settings) -> None:
-    """The whole command against llama.cpp's server on 127.0.0.1 (SmolLM2, a weak model:
-    the plumbing is what is checked; the backend's streaming is tests/test_llm.py's):
-    citations are evidence only, and the key is never shown."""
+    """Ask against llama.cpp's server on 127.0.0.1 (SmolLM2, a weak model: the plumbing is
+    what is checked): the answer streams, citations are evidence only, the key never shows."""
     key = "sk-ask-test-5f3e2d1c0b9a"
     with served(smollm2_gguf(), key) as url:
-        env = cli_env(
-            hall,
-            FOOTAGE_LLM_BACKEND="openai",
-            FOOTAGE_LLM_BASE_URL=url,
-            FOOTAGE_LLM_API_KEY=key,
-            FOOTAGE_LLM_OPENAI_MODEL="smollm2",
-            FOOTAGE_LLM_MAX_TOKENS="80",  # a weak model may ramble: bound its turn
+        settings = hall.model_copy(
+            update={
+                "llm_backend": "openai",
+                "llm_base_url": url,
+                "llm_api_key": SecretStr(key),
+                "llm_openai_model": "smollm2",
+                "llm_max_tokens": 80,  # a weak model may ramble: bound its turn
+            }
         )
-        run = subprocess.run(
-            [*FOOTAGE_CLI, "ask", "when was a person in the hall?", "--json", "--moments", "3"],
-            env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert run.returncode == 0, run.stderr
-        data = json.loads(run.stdout)
-        assert data["found"] and data["answer"] and data["model"].startswith("smollm2")
-        assert url in data["model"]
-        shown = {c["segment_id"] for c in data["citations"] + data["considered"]}
-        assert len(shown) <= 3 and {c["segment_id"] for c in data["citations"]} <= shown
-    for output in (run.stdout, run.stderr):
-        assert key not in output
+        answer = _ask(settings, "when was a person in the hall?", load_llm(settings), moments=3)
+    data = answer.as_dict()
+    assert data["found"] and data["answer"] and str(data["model"]).startswith("smollm2")
+    assert url in str(data["model"])
+    shown = {m.segment_id for m in answer.citations + answer.considered}
+    assert len(shown) <= 3 and {m.segment_id for m in answer.citations} <= shown
+    assert key not in json.dumps(data)
 
 
 @pytest.mark.parametrize(
