@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.contention import ContentionMeter
 from search.ask.answer import SYSTEM as ASK_SYSTEM
+from search.ask.evidence import timeline_text
 from search.ask.stream import ANSWER_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +140,7 @@ def evidence() -> str:
         lines.append(
             f"[S{seg}] {cam} 2023-02-06 {start}-{end}: {objects}{tail}; motion {motion:.1f}%"
         )
-    return "\n".join(lines)
+    return timeline_text(lines)
 
 
 def child(runs: int, max_tokens: int, model: str | None, models_dir: str | None) -> None:
@@ -290,7 +291,7 @@ def main() -> None:
         f"Measured {dt.date.today().isoformat()} on {platform.machine()} with {cores} cores; "
         f"{busy_text}.",
         "",
-        f"Model: {results[0]['model']}. Prompt: the system prompt in `bench/ask_llm_bench.py` "
+        f"Model: {results[0]['model']}. Prompt: `footage ask`'s own system prompt and JSON schema (search/ask/) "
         f"and a 12-moment evidence timeline (one line per moment) plus the question "
         f'"{QUESTION}"; JSON-schema structured output, streamed, max {args.max_tokens} '
         "tokens, temperature 0. Each policy runs in a fresh process; load s includes "

@@ -29,6 +29,7 @@ from footage.llm import ChatMessage, GenerationStats, load_llm
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
 from search.ask.answer import Asker, AskRequest
+from search.ask.evidence import timeline_text
 from search.ask.question import Order, QuestionKind, understand
 from search.ask.times import parse_window
 from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
@@ -345,3 +346,14 @@ def test_bad_asks_are_refused_before_any_work(
     settings = hall.model_copy(update={"timezone": zone})
     with pytest.raises(InvalidInput, match=re.escape(message)):
         _ask(settings, question, moments=moments)
+
+
+def test_a_date_all_moments_share_is_said_once_in_the_prompt() -> None:
+    lines = ["[S1] hall 2023-02-06 21:00:30-21:00:35: 1 person", "[S2] gate 2023-02-06 "
+             "21:01:00-21:01:05: 1 car (white)"]  # fmt: skip
+    assert timeline_text(lines) == (
+        "All on 2023-02-06:\n[S1] hall 21:00:30-21:00:35: 1 person\n"
+        "[S2] gate 21:01:00-21:01:05: 1 car (white)"
+    )
+    two_days = [lines[0], "[S3] hall 2023-02-07 01:00:00-01:00:05: no objects detected"]
+    assert timeline_text(two_days) == "\n".join(two_days)

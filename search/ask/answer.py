@@ -25,7 +25,7 @@ from footage.errors import InvalidInput
 from footage.llm import LLM, ChatMessage
 from footage.settings import Settings
 from search.ask import counting
-from search.ask.evidence import Moment, moments, within_budget
+from search.ask.evidence import Moment, moments, timeline_text, within_budget
 from search.ask.question import Order, Question, QuestionKind, understand
 from search.ask.stream import ANSWER_SCHEMA, AnswerText, parse_reply
 from search.planner import Searcher
@@ -315,7 +315,7 @@ class Asker:
 
     # -- the model ----------------------------------------------------------------------
     def _prompt(self, question: Question, zone: tzinfo, evidence: list[Moment]) -> str:
-        lines = "\n".join(m.line for m in evidence)
+        lines = timeline_text([m.line for m in evidence])
         facts = "".join(f"{fact}\n" for fact in self._facts)
         return (
             f"Question: {question.text}\n"

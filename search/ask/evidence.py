@@ -9,6 +9,7 @@ which is all the model may cite. About 12-15 lines is what a small model handles
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -169,3 +170,16 @@ def within_budget(lines: list[Moment], tokens: int) -> list[Moment]:
         kept.append(moment)
         used += cost
     return sorted(kept, key=lambda m: (m.start_at, m.segment_id))
+
+
+_DATE = re.compile(r" (\d{4}-\d{2}-\d{2}) (?=\d{2}:\d{2}:\d{2}-)")
+
+
+def timeline_text(lines: list[str]) -> str:
+    """The evidence lines as the prompt shows them: a date they all share is said once
+    (about 6 tokens a line fewer; the prompt is what a CPU spends its time reading)."""
+    dates = {m[1] if (m := _DATE.search(line)) else None for line in lines}
+    if len(dates) != 1 or None in dates:
+        return "\n".join(lines)
+    (day,) = dates
+    return f"All on {day}:\n" + "\n".join(_DATE.sub(" ", line, count=1) for line in lines)
