@@ -291,7 +291,8 @@ def main() -> None:
         f"Measured {dt.date.today().isoformat()} on {platform.machine()} with {cores} cores; "
         f"{busy_text}.",
         "",
-        f"Model: {results[0]['model']}. Prompt: `footage ask`'s own system prompt and JSON schema (search/ask/) "
+        f"Model: {results[0]['model']}. Prompt: `footage ask`'s own system prompt and JSON "
+        "schema (search/ask/) "
         f"and a 12-moment evidence timeline (one line per moment) plus the question "
         f'"{QUESTION}"; JSON-schema structured output, streamed, max {args.max_tokens} '
         "tokens, temperature 0. Each policy runs in a fresh process; load s includes "
