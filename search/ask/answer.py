@@ -146,28 +146,25 @@ class Asker:
     def understand(self, request: AskRequest) -> tuple[Question, tzinfo]:
         with self.catalog.engine.connect() as conn:
             known = list(conn.execute(select(Camera.name)).scalars())
-        zone = self._zone_for(request.cameras)
         now = request.now or datetime.now(UTC)
-        question = understand(
-            request.question,
-            cameras_known=known,
-            now=now,
-            zone=zone,
-            cameras=request.cameras,
-            since=request.since,
-            until=request.until,
-        )
+
+        def read(zone: tzinfo) -> Question:
+            return understand(
+                request.question,
+                cameras_known=known,
+                now=now,
+                zone=zone,
+                cameras=request.cameras,
+                since=request.since,
+                until=request.until,
+            )
+
+        zone = self._zone_for(request.cameras)
+        question = read(zone)
         if question.filters.cameras and not request.cameras:
-            zone = self._zone_for(question.filters.cameras)
-            if zone != _zone(self.settings.timezone):  # times were read in the wrong zone
-                question = understand(
-                    request.question,
-                    cameras_known=known,
-                    now=now,
-                    zone=zone,
-                    since=request.since,
-                    until=request.until,
-                )
+            named = self._zone_for(question.filters.cameras)
+            if named != zone:  # the cameras named in the words keep their own time zone
+                zone, question = named, read(named)
         return question, zone
 
     def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
