@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -10,12 +9,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from footage.catalog import Camera, Detection, Segment, Track, Video
-from footage.classes import COCO80
 from footage.db import Catalog
 from footage.media import media_file
 from footage.phrases import clock, object_words, track_sentence
 from footage.settings import Settings
 from search.query import Filters, SearchRequest, SearchResult
+from search.vocabulary import terms
 
 
 @dataclass(frozen=True)
@@ -33,47 +32,6 @@ class Ranked:
     relevant: bool
     hit: Hit
     rank: float  # min-max over this query's candidates: which neighbours join a moment
-
-
-_SYNONYMS = {
-    "man": "person",
-    "men": "person",
-    "woman": "person",
-    "women": "person",
-    "people": "person",
-    "persons": "person",
-    "pedestrian": "person",
-    "pedestrians": "person",
-    "someone": "person",
-    "guy": "person",
-    "lady": "person",
-    "child": "person",
-    "kid": "person",
-    "worker": "person",
-    "cars": "car",
-    "vehicle": "car",
-    "vehicles": "car",
-    "van": "truck",
-    "lorry": "truck",
-    "trucks": "truck",
-    "buses": "bus",
-    "bike": "bicycle",
-    "cyclist": "bicycle",
-    "motorbike": "motorcycle",
-    "scooter": "motorcycle",
-    "dogs": "dog",
-    "cats": "cat",
-}
-_EMPTY_WORDS = {"empty", "nobody", "nothing", "deserted", "vacant", "idle"}
-
-
-def query_labels(text: str | None) -> tuple[set[str], bool]:
-    """Detector labels a query names, and whether it asks for an empty scene."""
-    if not text:
-        return set(), False
-    words = re.findall(r"[a-z]+", text.lower())
-    labels = {_SYNONYMS.get(w, w) for w in words} & set(COCO80)
-    return labels, bool(_EMPTY_WORDS & set(words))
 
 
 def _emptiest_second(catalog: Catalog, segment: Segment, period: float) -> float:
@@ -208,7 +166,8 @@ def build_results(
             )
         }
     info = {r.Segment.id: r for r in rows}
-    labels, empty = query_labels(request.text)
+    asked = terms(request.text)
+    labels, empty = set(asked.labels), asked.empty
     period = 1.0 / settings.sample_fps
     used: set[int] = set()
     results: list[SearchResult] = []
