@@ -28,6 +28,7 @@ from search.ask import counting
 from search.ask.evidence import Moment, moments, timeline_text, within_budget
 from search.ask.question import Order, Question, QuestionKind, understand
 from search.ask.stream import ANSWER_SCHEMA, AnswerText, parse_reply
+from search.filters import segment_ids
 from search.planner import Searcher
 from search.query import SearchRequest
 
@@ -206,19 +207,14 @@ class Asker:
     def _timeline(self, question: Question, zone: tzinfo) -> list[Moment]:
         """The window's segments for a summary: those where something was detected (or
         moved), spread evenly over the window when there are more than fit."""
-        f = question.filters
         busy = select(Detection.id).where(Detection.segment_id == Segment.id).exists() | (
             Segment.motion >= self.settings.motion_threshold
         )
-        query = select(Segment.id, busy.label("busy")).order_by(Segment.start_at, Segment.id)
-        if f.cameras:
-            query = query.join(Camera, Camera.id == Segment.camera_id).where(
-                Camera.name.in_(f.cameras)
-            )
-        if f.since is not None:
-            query = query.where(Segment.end_at > f.since)
-        if f.until is not None:
-            query = query.where(Segment.start_at < f.until)
+        query = (  # the search filters' own SQL: a summary's have cameras and a window only
+            segment_ids(question.filters)
+            .add_columns(busy.label("busy"))
+            .order_by(Segment.start_at, Segment.id)
+        )
         with self.catalog.engine.connect() as conn:
             rows = conn.execute(query.limit(SUMMARY_SCAN)).all()
         ids = [r.id for r in rows if r.busy] or [r.id for r in rows]
