@@ -76,8 +76,61 @@ def unreachable(url: str, exc: BaseException) -> str:
     )
 
 
+_EMPTY = (
+    "the catalog at {url} is empty (no tables yet): ingest footage first "
+    "(`footage ingest FILE`), or create it with `footage db upgrade`"
+)
+
+
+def _sqlite_file(url: str) -> Path:
+    return Path(url.split("///", 1)[-1])
+
+
+def head_revision() -> str | None:
+    """The newest migration this code ships (read from the scripts; nothing is run)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def check_schema(engine: Engine, url: str) -> None:
+    """Raises Unavailable, saying what to run, unless the catalog's schema is this code's."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (DBAPIError, OSError) as exc:
+        raise Unavailable(unreachable(url, exc)) from exc
+    found, head = current_revision(engine), head_revision()
+    if found == head:
+        return
+    if found is None:
+        raise Unavailable(_EMPTY.format(url=mask_url(url)))
+    raise Unavailable(
+        f"the catalog at {mask_url(url)} has schema revision {found}; this footage needs "
+        f"{head}: run `footage db upgrade` (a newer footage may have written it)"
+    )
+
+
 class Catalog:
-    """One per process: the engine and a session factory for the catalog database."""
+    """One per process: the engine and a session factory for the catalog database.
+
+    `migrate=True` (ingest, the service's start, `footage db upgrade`) brings the schema up
+    to date; read-only commands use `Catalog.reading`, which only checks it (~1 ms, where an
+    upgrade costs ~0.3 s of Alembic on every call).
+    """
+
+    @classmethod
+    def reading(cls, settings: Settings) -> Catalog:
+        url = settings.resolved_database_url
+        if url.startswith("sqlite") and not _sqlite_file(url).is_file():
+            raise Unavailable(_EMPTY.format(url=mask_url(url)))  # never created by a read
+        catalog = cls(settings, migrate=False)
+        try:
+            check_schema(catalog.engine, catalog.url)
+        except Unavailable:
+            catalog.dispose()
+            raise
+        return catalog
 
     def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
         self.url = settings.resolved_database_url

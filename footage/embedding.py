@@ -215,16 +215,23 @@ def _text(model: str, models_dir: Path | None) -> TextEmbedder | EmbedderUnavail
         return exc
 
 
+# One load at a time: threads (the service's warm-up and its first requests) that ask for a
+# model being loaded wait for it instead of loading a second copy.
+_loading = threading.Lock()
+
+
 def load_clip(settings: Settings) -> ClipEmbedder:
     """The process's CLIP model; raises EmbedderUnavailable (remembered: tried only once)."""
-    found = _clip(settings.clip_model, settings.clip_pretrained, settings.models_dir)
+    with _loading:
+        found = _clip(settings.clip_model, settings.clip_pretrained, settings.models_dir)
     if isinstance(found, EmbedderUnavailable):
         raise found
     return found
 
 
 def load_text(settings: Settings) -> TextEmbedder:
-    found = _text(settings.text_model, settings.models_dir)
+    with _loading:
+        found = _text(settings.text_model, settings.models_dir)
     if isinstance(found, EmbedderUnavailable):
         raise found
     return found

@@ -158,6 +158,21 @@ class Settings(BaseSettings):
         60.0, gt=0.0, le=3600.0, description="OpenAI backend: a request is given up after this."
     )
 
+    # -- the service (footage serve) ----------------------------------------------------
+    api_url: str | None = Field(
+        None,
+        description="The footage service (e.g. http://127.0.0.1:8000): `footage search` asks "
+        "it instead of loading models itself.",
+    )
+    api_token: SecretStr | None = Field(
+        None,
+        description="When set, the service answers only requests bearing it (Authorization: "
+        "Bearer ...), and the CLI sends it; /health stays open.",
+    )
+    api_timeout_s: float = Field(
+        120.0, gt=0.0, le=3600.0, description="The CLI gives up on the service after this."
+    )
+
     @field_validator("detector")
     @classmethod
     def _detector_has_backend(cls, value: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import func, select
@@ -40,16 +40,24 @@ class ViewQuery:
     vectors: dict[str, np.ndarray]  # per kind
 
 
+@dataclass
+class _Trace:
+    """What one search noticed and how it applied the filters: per call, never shared."""
+
+    notices: list[str] = field(default_factory=list)
+    strategies: list[str] = field(default_factory=list)
+
+
 class Searcher:
+    """Stateless between calls: one per process serves every request, thread, session."""
+
     def __init__(self, catalog: Catalog, settings: Settings) -> None:
         self.catalog = catalog
         self.settings = settings
         self.indexes = IndexStore(catalog, settings)
-        self.notices: list[str] = []
-        self.strategies: list[str] = []
 
     # -- query vectors ------------------------------------------------------------------
-    def _views(self, request: SearchRequest) -> list[ViewQuery]:
+    def _views(self, request: SearchRequest, trace: _Trace) -> list[ViewQuery]:
         views = []
         if request.like_segment is not None:
             return self._like(request.like_segment)
@@ -57,7 +65,7 @@ class Searcher:
         if request.image is not None:  # checked first: bad input is reported before models
             example = load_image(request.image, ImageLimits.of(self.settings))
             if example.frames_skipped:
-                self.notices.append(f"{request.image.name} is animated: its first frame is used")
+                trace.notices.append(f"{request.image.name} is animated: its first frame is used")
         if request.text is not None and self.settings.embed_text:
             try:
                 text = load_text(self.settings)
@@ -66,7 +74,7 @@ class Searcher:
                     ViewQuery("text", text.name, VectorKind.TEXT, dict.fromkeys(VectorKind.TEXT, q))
                 )
             except EmbedderUnavailable as exc:
-                self.notices.append(f"description similarity is off: {exc}")
+                trace.notices.append(f"description similarity is off: {exc}")
         if self.settings.embed_images:
             try:
                 clip = load_clip(self.settings)
@@ -80,11 +88,11 @@ class Searcher:
                     )
                 )
             except EmbedderUnavailable as exc:
-                self.notices.append(f"image similarity is off: {exc}")
+                trace.notices.append(f"image similarity is off: {exc}")
         elif request.image is not None:
-            self.notices.append("image similarity is off: FOOTAGE_EMBED_IMAGES is false")
+            trace.notices.append("image similarity is off: FOOTAGE_EMBED_IMAGES is false")
         if not views:
-            raise EmbedderUnavailable("; ".join(self.notices) or "no embedding model is enabled")
+            raise EmbedderUnavailable("; ".join(trace.notices) or "no embedding model is enabled")
         return views
 
     def _like(self, segment_id: int) -> list[ViewQuery]:
@@ -111,8 +119,15 @@ class Searcher:
 
     # -- retrieval per kind -------------------------------------------------------------
     def rank(
-        self, request: SearchRequest, kind: str, model: str, q: np.ndarray, depth: int
+        self,
+        request: SearchRequest,
+        kind: str,
+        model: str,
+        q: np.ndarray,
+        depth: int,
+        trace: _Trace | None = None,
     ) -> list[Hit]:
+        trace = trace if trace is not None else _Trace()
         try:
             index = self.indexes.get(IndexKey(kind, model))
         except LookupError:
@@ -123,7 +138,7 @@ class Searcher:
             depth += 8
         if not filters.active:
             scores, ids = index.search(q, depth)
-            self.strategies.append(f"{kind}: nearest {depth}")
+            trace.strategies.append(f"{kind}: nearest {depth}")
         else:
             candidates = sql_filters.embedding_ids(filters, kind, model)
             with self.catalog.engine.connect() as conn:
@@ -133,7 +148,7 @@ class Searcher:
                 if count <= self.settings.selective_max:
                     ids_in = np.fromiter(conn.execute(candidates).scalars(), np.int64, count)
                     scores, ids = index.score_ids(q, ids_in, depth)
-                    self.strategies.append(f"{kind}: exact over {count} filtered vectors")
+                    trace.strategies.append(f"{kind}: exact over {count} filtered vectors")
                 else:
                     segment_filter = sql_filters.segment_ids(filters).scalar_subquery()
 
@@ -151,7 +166,7 @@ class Searcher:
                     scores, ids = index.search_filtered(
                         q, depth, accept, share=count / max(len(index), 1)
                     )
-                    self.strategies.append(
+                    trace.strategies.append(
                         f"{kind}: deepening ANN, {count} vectors pass the filter"
                     )
         return self._hits(kind, scores, ids, exclude)
@@ -176,8 +191,8 @@ class Searcher:
 
     # -- the use case -------------------------------------------------------------------
     def search(self, request: SearchRequest) -> SearchResponse:
-        self.notices, self.strategies = [], []
-        views = self._views(request)
+        trace = _Trace()
+        views = self._views(request, trace)
         depth = max(50, request.limit * 8)
         per_view: dict[str, dict[int, Hit]] = {}
         models: dict[str, str] = {}
@@ -185,7 +200,7 @@ class Searcher:
             best: dict[int, Hit] = per_view.setdefault(view.view, {})
             models[view.view] = view.model
             for kind in view.kinds:
-                for hit in self.rank(request, kind, view.model, view.vectors[kind], depth):
+                for hit in self.rank(request, kind, view.model, view.vectors[kind], depth, trace):
                     if hit.segment_id not in best or hit.score > best[hit.segment_id].score:
                         best[hit.segment_id] = hit
         calibrated: dict[str, Calibration] = {}
@@ -194,7 +209,7 @@ class Searcher:
                 if (found := calibration_for(model)) is not None:
                     calibrated[view_name] = found
                 elif per_view.get(view_name):
-                    self.notices.append(
+                    trace.notices.append(
                         f"{view_name} similarity of {model} is not calibrated: it ranks, but "
                         "cannot make a moment relevant"
                     )
@@ -211,7 +226,7 @@ class Searcher:
         judged.sort(key=lambda r: (not r.relevant, -r.score, r.hit.segment_id))
         results = build_results(self.catalog, self.settings, judged, request, limit=request.limit)
         return SearchResponse(
-            tuple(results), tuple(dict.fromkeys(self.notices)), "; ".join(self.strategies)
+            tuple(results), tuple(dict.fromkeys(trace.notices)), "; ".join(trace.strategies)
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from footage.errors import InvalidInput, NotFound
 from footage.names import camera_name, label_name
@@ -136,6 +137,29 @@ class SearchResult:
             "thumbnail": self.thumbnail,
             "crop": self.crop,
         }
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> SearchResult:
+        """The inverse of `as_dict` (a result the service sent)."""
+        return cls(
+            camera=item["camera"],
+            video=item["video"],
+            video_id=int(item["video_id"]),
+            segment_id=int(item["segment_id"]),
+            start_at=datetime.fromisoformat(item["start_at"]),
+            end_at=datetime.fromisoformat(item["end_at"]),
+            start_s=float(item["start_s"]),
+            end_s=float(item["end_s"]),
+            at_s=float(item["at_s"]),
+            at=datetime.fromisoformat(item["at"]),
+            score=float(item["score"]),
+            view=item["view"],
+            why=item["why"],
+            thumbnail=item["thumbnail"],
+            crop=item["crop"],
+            segments=tuple(int(i) for i in item["segments"]),
+            relevant=bool(item["relevant"]),
+        )
 
 
 @dataclass(frozen=True)

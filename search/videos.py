@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -10,7 +11,9 @@ from footage.catalog import Camera, Segment, Video, VideoStatus
 from footage.db import Catalog
 
 
-def list_videos(catalog: Catalog, status: str | None = None) -> list[tuple[Video, str, int]]:
+def list_videos(
+    catalog: Catalog, status: str | None = None, video_id: int | None = None
+) -> list[tuple[Video, str, int]]:
     """(video, camera name, segments written) per video, oldest first."""
     segments = (
         select(Segment.video_id, func.count().label("n")).group_by(Segment.video_id).subquery()
@@ -23,6 +26,8 @@ def list_videos(catalog: Catalog, status: str | None = None) -> list[tuple[Video
     )
     if status:
         query = query.where(Video.status == status)
+    if video_id is not None:
+        query = query.where(Video.id == video_id)
     with catalog.unit_of_work() as session:
         return [(v, cam, int(n)) for v, cam, n in session.execute(query).all()]
 
@@ -48,3 +53,33 @@ def activity(video: Video, now: datetime | None = None) -> tuple[str, str]:
         f"no sign of life from {video.claim_owner} for {_ago(video.heartbeat_at, now)}; "
         "a worker or the next ingest of the file takes it over"
     )
+
+
+def video_items(
+    catalog: Catalog, status: str | None = None, video_id: int | None = None
+) -> list[dict[str, Any]]:
+    """The videos as JSON values: what `footage videos --json` prints and the API returns."""
+    items: list[dict[str, Any]] = []
+    for v, cam, n in list_videos(catalog, status, video_id):
+        state, detail = activity(v)
+        items.append(
+            {
+                "id": v.id,
+                "camera": cam,
+                "path": v.path,
+                "status": v.status,
+                "state": state,
+                "activity": detail or None,
+                "duration_s": round(v.duration_s, 2) if v.duration_s else None,
+                "progress_s": round(v.progress_s, 1),
+                "segments": n,
+                "started_at": v.started_at.isoformat() if v.started_at else None,
+                "start_source": v.start_source,
+                "codec": v.codec,
+                "size": f"{v.width}x{v.height}" if v.width else None,
+                "error": v.error,
+                "warning": v.warning,
+                "attempts": v.attempts,
+            }
+        )
+    return items

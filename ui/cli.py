@@ -8,7 +8,7 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -20,10 +20,13 @@ from typer._click import Context as ClickContext  # typer vendors click (typer 0
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from footage.db import Catalog, current_revision, make_engine, upgrade
 from footage.errors import FootageError
 from footage.secrets import install_secret_filter, mask_secrets
 from footage.settings import Settings
+
+if TYPE_CHECKING:
+    from footage.db import Catalog
+    from search.query import SearchResponse
 
 
 class _Footage(TyperGroup):
@@ -77,6 +80,13 @@ def _settings() -> Settings:
     except ValidationError as exc:
         err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {escape(mask_secrets(str(exc)))}")
         raise typer.Exit(2) from exc
+
+
+def _reading_catalog(settings: Settings | None = None) -> Catalog:
+    """The catalog for a read-only verb: its schema is checked, never migrated."""
+    from footage.db import Catalog
+
+    return Catalog.reading(settings or _settings())
 
 
 def _parse_start(value: str | None) -> datetime | None:
@@ -138,6 +148,8 @@ def ingest(
     if queue:
         _enqueue(settings, requests)
         return
+    from footage.db import Catalog
+
     catalog = Catalog(settings)
     ingestor = Ingestor(catalog, settings)
     try:
@@ -194,6 +206,8 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
     except Unavailable as exc:
         err.print(f"[red]Cannot queue:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    from footage.db import Catalog
+
     catalog = Catalog(settings)
     try:
         report = enqueue(catalog, celery, requests)
@@ -225,34 +239,13 @@ def videos(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What is indexed, in progress, or failed, and why."""
-    from search.videos import activity, list_videos
+    from search.videos import video_items
 
-    catalog = Catalog(_settings())
-    rows = list_videos(catalog, status)
-    catalog.dispose()
-    items: list[dict[str, Any]] = []
-    for v, cam, n in rows:
-        state, detail = activity(v)
-        items.append(
-            {
-                "id": v.id,
-                "camera": cam,
-                "path": v.path,
-                "status": v.status,
-                "state": state,
-                "activity": detail or None,
-                "duration_s": round(v.duration_s, 2) if v.duration_s else None,
-                "progress_s": round(v.progress_s, 1),
-                "segments": n,
-                "started_at": v.started_at.isoformat() if v.started_at else None,
-                "start_source": v.start_source,
-                "codec": v.codec,
-                "size": f"{v.width}x{v.height}" if v.width else None,
-                "error": v.error,
-                "warning": v.warning,
-                "attempts": v.attempts,
-            }
-        )
+    catalog = _reading_catalog()
+    try:
+        items = video_items(catalog, status)
+    finally:
+        catalog.dispose()
     if as_json:
         out.print_json(json.dumps(items))
         return
@@ -308,7 +301,7 @@ def sql(
     from search.sql import QueryError, QueryRefused, run_readonly
 
     settings = _settings()
-    Catalog(settings).dispose()  # creates / upgrades the schema on first use
+    _reading_catalog(settings).dispose()  # says what to run when there is no catalog yet
     try:
         result = run_readonly(settings, query, limit=limit)
     except QueryRefused as exc:
@@ -392,11 +385,66 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Find moments by text, by example image, or like another moment."""
+    settings = _settings()
+    since_at, until_at = _parse_when(since), _parse_when(until)
+    if settings.api_url:
+        params = [
+            (name, str(value))
+            for name, value in (
+                ("q", query),
+                ("like", like),
+                ("since", since_at and since_at.isoformat()),
+                ("until", until_at and until_at.isoformat()),
+                ("color", color),
+                ("min_count", min_count),
+                ("limit", limit),
+            )
+            if value is not None
+        ]
+        params += [("camera", c) for c in camera or ()] + [("label", x) for x in label or ()]
+        try:
+            response = _search_by_service(settings, params, image)
+        except FootageError as exc:
+            err.print(f"[red]Cannot search:[/red] {escape(mask_secrets(str(exc)))}", soft_wrap=True)
+            raise typer.Exit(2) from exc
+    else:
+        response = _search_here(
+            settings, query, image, like, camera, since_at, until_at, label, color, min_count, limit
+        )
+    _show_search(response, query, as_json)
+
+
+def _search_by_service(
+    settings: Settings, params: list[tuple[str, str]], image: Path | None
+) -> SearchResponse:
+    from search.query import SearchResponse, SearchResult
+    from ui.api.client import ServiceClient
+
+    client = ServiceClient(settings)
+    try:
+        reply = client.search(params, image)
+    finally:
+        client.close()
+    results = tuple(SearchResult.from_dict(item) for item in reply.body)
+    return SearchResponse(results, reply.notices, "by the service")
+
+
+def _search_here(
+    settings: Settings,
+    query: str | None,
+    image: Path | None,
+    like: int | None,
+    camera: list[str] | None,
+    since_at: datetime | None,
+    until_at: datetime | None,
+    label: list[str] | None,
+    color: str | None,
+    min_count: int,
+    limit: int,
+) -> SearchResponse:
     from footage.embedding import EmbedderUnavailable
     from search.query import Filters, SearchRequest
 
-    settings = _settings()
-    since_at, until_at = _parse_when(since), _parse_when(until)
     catalog: Catalog | None = None
     try:
         request = SearchRequest(
@@ -415,7 +463,7 @@ def search(
         )
         from search.planner import Searcher  # after the checks: it loads torch
 
-        catalog = Catalog(settings)
+        catalog = _reading_catalog(settings)
         response = Searcher(catalog, settings).search(request)
     except (EmbedderUnavailable, LookupError, ValueError) as exc:
         err.print(f"[red]Cannot search:[/red] {escape(str(exc))}", soft_wrap=True)
@@ -423,6 +471,10 @@ def search(
     finally:
         if catalog is not None:
             catalog.dispose()
+    return response
+
+
+def _show_search(response: SearchResponse, query: str | None, as_json: bool) -> None:
     for notice in response.notices:
         err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     if as_json:
@@ -485,7 +537,7 @@ def ask(
         now=_parse_when(now),
         moments=moments,
     )
-    catalog = Catalog(settings)
+    catalog = _reading_catalog(settings)
 
     def load() -> LLM | None:
         if as_json:
@@ -539,7 +591,7 @@ def index_rebuild() -> None:
     from search.index_store import IndexStore
 
     settings = _settings()
-    catalog = Catalog(settings)
+    catalog = _reading_catalog(settings)
     store = IndexStore(catalog, settings)
     keys = store.stored_keys()
     if not keys:
@@ -557,7 +609,7 @@ def index_status() -> None:
     from search.index_store import IndexStore
 
     settings = _settings()
-    catalog = Catalog(settings)
+    catalog = _reading_catalog(settings)
     store = IndexStore(catalog, settings)
     table = Table("kind", "model", "vectors", "index")
     for key in store.stored_keys():
@@ -581,6 +633,8 @@ def index_embed() -> None:
         err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     if writer.clip is None and writer.text is None:
         raise typer.Exit(2)
+    from footage.db import Catalog
+
     catalog = Catalog(settings)
     with Progress(
         TextColumn("segments"),
@@ -600,6 +654,8 @@ def index_embed() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Create or migrate the catalog schema."""
+    from footage.db import current_revision, make_engine, upgrade
+
     settings = _settings()
     upgrade(settings.resolved_database_url, revision)
     engine = make_engine(settings.resolved_database_url)
@@ -685,6 +741,27 @@ def console(
     except KeyboardInterrupt:
         code = server.wait()
     raise typer.Exit(0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+) -> None:
+    """Serve the HTTP API (search, ask, videos, SQL, media; docs at /docs, state at /health)."""
+    import uvicorn
+
+    from ui.api.app import create_app
+
+    settings = _settings()
+    if host not in ("127.0.0.1", "localhost", "::1") and settings.api_token is None:
+        err.print(
+            f"[yellow]Listening on {escape(host)} without FOOTAGE_API_TOKEN:[/yellow] anyone "
+            "who reaches this port can search, read the SQL views and fetch videos."
+        )
+    api = create_app(settings)  # the catalog is migrated as the service starts
+    err.print(f"footage API on http://{escape(host)}:{port} (docs at /docs, state at /health)")
+    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
 
 @app.command()

@@ -43,12 +43,11 @@ def playable(path: str, size: int, mtime: float) -> bool:
     return parts.playable_in_browser(path)
 
 
-def searcher(catalog: Catalog, settings: Settings) -> Searcher:
-    """One per browser session: a Searcher keeps per-search state."""
-    if "searcher" not in st.session_state:
-        st.session_state.searcher = Searcher(catalog, settings)
-    found: Searcher = st.session_state.searcher
-    return found
+@st.cache_resource(show_spinner=False)
+def searcher(_catalog: Catalog, _settings: Settings) -> Searcher:
+    """One per process: a Searcher keeps no per-search state, so every session shares its
+    loaded models and indexes."""
+    return Searcher(_catalog, _settings)
 
 
 # -- sidebar ------------------------------------------------------------------------------

@@ -66,13 +66,12 @@ def model_or_reason(settings: Settings) -> tuple[LLM | None, str | None]:
         return None, f"The language model cannot be used: {first[0]}"
 
 
-def asker(catalog: Catalog, settings: Settings, searcher: Searcher, llm: LLM | None) -> Asker:
-    """One per browser session: its Searcher keeps per-search notices."""
-    held: Asker | None = st.session_state.get("asker")
-    if held is None or held.llm is not llm or held.searcher is not searcher:
-        held = Asker(catalog, settings, llm, searcher=searcher)
-        st.session_state.asker = held
-    return held
+@st.cache_resource(show_spinner=False)
+def asker(
+    _catalog: Catalog, _settings: Settings, _searcher: Searcher, _llm: LLM | None, llm_id: int
+) -> Asker:
+    """One per process and model (`llm_id`): an Asker keeps no per-question state."""
+    return Asker(_catalog, _settings, _llm, searcher=_searcher)
 
 
 def span(moment: Moment) -> str:
@@ -162,7 +161,7 @@ def ask_now(
 
         try:
             with st.spinner("Looking through the footage..."):
-                answer = asker(catalog, settings, searcher, llm).ask(
+                answer = asker(catalog, settings, searcher, llm, id(llm)).ask(
                     AskRequest(question), on_text=on_text
                 )
         except InvalidInput as exc:

@@ -9,10 +9,8 @@ Files it makes (playable excerpts, uploaded images) live in a private cache
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +21,22 @@ from sqlalchemy import func, select
 
 from footage.catalog import Camera, Detection, Segment, Video, VideoStatus
 from footage.db import Catalog
-from footage.errors import InvalidInput
-from footage.images import ImageLimits, decode_image, read_limited
-from footage.media import inside
 from footage.settings import Settings
 from search.ask.evidence import Moment
 from search.query import SearchResult
 from search.sql import QueryError, QueryRefused, QueryResult, run_readonly
 from search.videos import activity, list_videos
-from ui.private_cache import PrivateCache
+from ui.media import (  # noqa: F401 - the tabs reach them as parts.*
+    MAX_DIRECT_BYTES,
+    excerpt,
+    excerpt_cache,
+    media_image,
+    playable_in_browser,
+    save_upload,
+    upload_cache,
+)
 
-# st.video reads the whole file into memory: bigger files are played as an excerpt.
-MAX_DIRECT_BYTES = 200 * 1024 * 1024
-_BROWSER_CODECS = {"h264", "vp8", "vp9", "av1"}
-_BROWSER_PIXELS = {"yuv420p", "yuvj420p"}
-_BROWSER_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm"}
 TIMELINE_MAX_ROWS = 200_000
-UPLOADS_KEPT = 10  # the uploads cache holds this many largest-possible images
-_MIB = 1024 * 1024
-
-
-def excerpt_cache(settings: Settings) -> PrivateCache:
-    """Playable excerpts: settings.cache_dir/excerpts, at most FOOTAGE_EXCERPT_CACHE_MB."""
-    return PrivateCache(settings.cache_dir / "excerpts", settings.excerpt_cache_mb * _MIB)
-
-
-def upload_cache(settings: Settings) -> PrivateCache:
-    """Uploaded example images, valid ones only: settings.cache_dir/uploads."""
-    return PrivateCache(settings.cache_dir / "uploads", UPLOADS_KEPT * settings.max_image_bytes)
 
 
 @dataclass(frozen=True)
@@ -233,53 +219,6 @@ def query_frame(result: QueryResult) -> pd.DataFrame:
     return pd.DataFrame(list(result.rows), columns=list(result.columns))
 
 
-def save_upload(settings: Settings, data: bytes) -> Path:
-    """A valid uploaded example image as a private file the Searcher can read (named by
-    its content). Checked (bytes, pixels, really an image) before anything is written:
-    raises InvalidInput, and nothing is saved, when it is not usable."""
-    checked = decode_image(data, "upload", ImageLimits.of(settings))
-    name = f"upload-{hashlib.sha256(data).hexdigest()[:20]}{checked.suffix}"
-    cache = upload_cache(settings)
-    if cache.get(name) is None:
-        cache.put(name, lambda temp: temp.write_bytes(data), suffix=checked.suffix)
-    return cache.root / name
-
-
-def media_image(settings: Settings, path: str | None) -> bytes | None:
-    """A thumbnail or crop to show: the bytes of an image inside the media folder, or None
-    (missing, outside the folder, empty, not an image)."""
-    if not path:
-        return None
-    found = inside(settings.media_dir, Path(path))
-    if found is None:
-        return None
-    limits = ImageLimits.of(settings)
-    try:
-        data = read_limited(found, limits.max_bytes)
-        decode_image(data, found.name, limits)
-    except InvalidInput:
-        return None
-    return data
-
-
-def playable_in_browser(path: str) -> bool:
-    """Whether browsers decode this file as it is (H.264 4:2:0 in MP4, VP8/9/AV1 in WebM)."""
-    import av
-
-    file = Path(path)
-    if file.suffix.lower() not in _BROWSER_SUFFIXES or not file.is_file():
-        return False
-    if file.stat().st_size > MAX_DIRECT_BYTES:
-        return False
-    try:
-        with av.open(str(file)) as container:
-            ctx = container.streams.video[0].codec_context
-            pixels = ctx.format.name if ctx.format else None
-            return ctx.name in _BROWSER_CODECS and pixels in _BROWSER_PIXELS
-    except (av.error.FFmpegError, IndexError, OSError):
-        return False
-
-
 def clip_window(
     result: SearchResult | Moment,
     duration_s: float | None = None,
@@ -292,59 +231,6 @@ def clip_window(
     begin = min(begin, play_from(result, duration_s))
     end = min(max(result.end_s, result.at_s + before), begin + most)
     return begin, end
-
-
-def excerpt(
-    settings: Settings, video: str, begin: float, end: float, pts0: float, max_width: int = 960
-) -> str:
-    """The cache name of an H.264 MP4 of [begin, end) seconds (from the first frame) that
-    any browser plays, cut now unless an intact one is cached. Read it with
-    `excerpt_cache(settings).read(name)`.
-
-    Cached by file, times and size; `pts0` is the stream's first PTS (videos.first_pts_s).
-    """
-    source = Path(video)
-    stat = source.stat()
-    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{begin:.3f}|{end:.3f}|{max_width}"
-    name = f"clip-{hashlib.sha256(key.encode()).hexdigest()[:20]}.mp4"
-    cache = excerpt_cache(settings)
-    if cache.get(name) is None:
-        cache.put(name, lambda out: _cut(source, begin, end, pts0, max_width, out), ".mp4")
-    return name
-
-
-def _cut(source: Path, begin: float, end: float, pts0: float, max_width: int, out: Path) -> None:
-    """Encodes [begin, end) seconds of `source` into `out` (H.264 4:2:0 MP4, faststart)."""
-    import av
-
-    with av.open(str(source)) as src:
-        stream = src.streams.video[0]
-        stream.thread_type = "AUTO"
-        rate = Fraction(stream.average_rate or stream.guessed_rate or 25).limit_denominator(1001)
-        if stream.time_base:
-            src.seek(int((pts0 + begin) / stream.time_base), stream=stream, backward=True)
-        width = min(max_width, stream.codec_context.width) // 2 * 2
-        height = round(stream.codec_context.height * width / stream.codec_context.width) // 2 * 2
-        with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
-            encoder = dst.add_stream("libx264", rate=rate)
-            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
-            encoder.options = {"preset": "veryfast", "crf": "26"}
-            count = 0
-            for frame in src.decode(stream):
-                t = frame.time
-                if t is None or t < pts0 + begin - 1e-3:
-                    continue
-                if t >= pts0 + end:
-                    break
-                picture = frame.reformat(width=width, height=height, format="yuv420p")
-                picture.pts, picture.time_base = count, 1 / rate
-                count += 1
-                for packet in encoder.encode(picture):
-                    dst.mux(packet)
-            for packet in encoder.encode(None):
-                dst.mux(packet)
-    if count == 0:
-        raise ValueError(f"no frames between {begin:.1f} s and {end:.1f} s of {source.name}")
 
 
 # -- the Videos, Timeline and SQL tabs --------------------------------------------------

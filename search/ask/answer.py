@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -130,7 +131,7 @@ class Asker:
         self.llm = llm
         self._load_llm = load_llm
         self.searcher = searcher or Searcher(catalog, settings)
-        self._facts: list[str] = []  # computed facts for this question's prompt
+        self._loading = threading.Lock()  # one load however many requests ask at once
 
     def _zone_for(self, cameras: tuple[str, ...]) -> tzinfo:
         """The catalog's time zone: the named cameras' own, when they agree; else the
@@ -169,22 +170,24 @@ class Asker:
         return question, zone
 
     def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
-        self._facts = []
         question, zone = self.understand(request)
         filters = _filters_dict(question, zone)
         if question.kind is QuestionKind.COUNT and question.label is not None:
             return self._count(question, zone, filters, on_text)
+        facts: list[str] = []  # computed facts for this question's prompt
         if question.kind is QuestionKind.SUMMARY:
             found = self._timeline(question, zone)
         else:
-            found = self._retrieve(question, zone, request.moments)
+            found = self._retrieve(question, zone, request.moments, facts)
         evidence = within_budget(found, EVIDENCE_TOKENS)
         if not evidence:
             return self._nothing(question, zone, filters, on_text)
-        return self._answer(question, zone, filters, evidence, on_text)
+        return self._answer(question, zone, filters, evidence, facts, on_text)
 
     # -- the kinds ----------------------------------------------------------------------
-    def _retrieve(self, question: Question, zone: tzinfo, limit: int) -> list[Moment]:
+    def _retrieve(
+        self, question: Question, zone: tzinfo, limit: int, facts: list[str]
+    ) -> list[Moment]:
         response = self.searcher.search(
             SearchRequest(text=question.subject, filters=question.filters, limit=limit)
         )
@@ -198,7 +201,7 @@ class Asker:
             if wanted is not None and edge.first_at and edge.last_at:
                 ids = [wanted, *(i for i in ids if i != wanted)][:limit]
                 at = edge.last_at if question.order is Order.LAST else edge.first_at
-                self._facts.append(
+                facts.append(
                     f"Computed from the detections: the {question.order.value} {question.label} "
                     f"was seen at {at.astimezone(zone):%Y-%m-%d %H:%M:%S} (moment S{wanted})."
                 )
@@ -307,13 +310,15 @@ class Asker:
         )  # fmt: skip
 
     # -- the model ----------------------------------------------------------------------
-    def _prompt(self, question: Question, zone: tzinfo, evidence: list[Moment]) -> str:
+    def _prompt(
+        self, question: Question, zone: tzinfo, evidence: list[Moment], facts: list[str]
+    ) -> str:
         lines = timeline_text([m.line for m in evidence])
-        facts = "".join(f"{fact}\n" for fact in self._facts)
+        known = "".join(f"{fact}\n" for fact in facts)
         return (
             f"Question: {question.text}\n"
             f"Searched: {self._searched(question, zone)} (times in {zone})\n"
-            f"{facts}Evidence, oldest first:\n{lines}"
+            f"{known}Evidence, oldest first:\n{lines}"
         )
 
     def _answer(
@@ -322,11 +327,13 @@ class Asker:
         zone: tzinfo,
         filters: dict[str, object],
         evidence: list[Moment],
+        facts: list[str],
         on_text: Callable[[str], None] | None,
     ) -> Answer:
         lines = tuple(m.line for m in evidence)
-        if self.llm is None and self._load_llm is not None:
-            self.llm, self._load_llm = self._load_llm(), None
+        with self._loading:
+            if self.llm is None and self._load_llm is not None:
+                self.llm, self._load_llm = self._load_llm(), None
         if self.llm is None:
             text = (
                 "No language model is configured (FOOTAGE_LLM_BACKEND=none), so there is no "
@@ -340,7 +347,7 @@ class Asker:
             )  # fmt: skip
         messages = [
             ChatMessage("system", SYSTEM),
-            ChatMessage("user", self._prompt(question, zone, evidence)),
+            ChatMessage("user", self._prompt(question, zone, evidence, facts)),
         ]
         reader = AnswerText()
         for delta in self.llm.stream(

@@ -1,0 +1,357 @@
+"""`footage serve`: the HTTP API over the same use cases as the command line.
+
+Every verb's JSON equals the CLI's `--json` (search, videos, sql, ask); notices the CLI
+prints on stderr travel in `Footage-Notice` headers (percent-encoded UTF-8). Models and
+indexes load once per process, in the background (ui/api/warm.py); one stateless Searcher
+serves every request. Errors are one clear line: 400 for bad input, 401 without the token,
+404 for what is not there, 413 for an upload too big, 503 when a model or the database
+cannot be used, and 500 ("internal error", no traceback) for a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from footage.catalog import Video
+from footage.embedding import EmbedderUnavailable
+from footage.errors import FootageError, InvalidInput, NotFound, Unavailable
+from footage.secrets import mask_secrets
+from footage.settings import Settings
+from search.ask.answer import AskRequest
+from search.ask.evidence import moments
+from search.query import Filters, SearchRequest, SearchResponse
+from search.sql import run_readonly
+from search.videos import video_items
+from ui.api.warm import Warm
+from ui.media import media_image, save_upload
+
+log = logging.getLogger(__name__)
+
+NOTICE_HEADER = "Footage-Notice"
+
+
+# -- request bodies ---------------------------------------------------------------------
+class SqlBody(BaseModel):
+    query: str = Field(max_length=100_000, description="One read-only SELECT.")
+    limit: int = Field(1000, ge=1, description="At most this many rows (FOOTAGE_SQL_MAX_ROWS).")
+
+
+class AskBody(BaseModel):
+    question: str = Field(max_length=2_000)
+    camera: list[str] = Field(default_factory=list, max_length=100)
+    since: str | None = Field(None, max_length=64, description="ISO 8601")
+    until: str | None = Field(None, max_length=64, description="ISO 8601")
+    now: str | None = Field(None, max_length=64, description="ISO 8601: read 'yesterday' from it")
+    moments: int = Field(12, ge=1, le=40)
+
+
+# -- errors -----------------------------------------------------------------------------
+def _status(exc: FootageError) -> int:
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Unavailable | EmbedderUnavailable):
+        return 503
+    return 400  # InvalidInput, QueryRefused, QueryError, and every other user's error
+
+
+def _one_line(exc: BaseException) -> str:
+    return mask_secrets((str(exc).strip().splitlines() or [type(exc).__name__])[0])[:1000]
+
+
+def _notices(response: Response, notices: tuple[str, ...] | list[str]) -> None:
+    for notice in notices:
+        response.headers.append(NOTICE_HEADER, quote(mask_secrets(notice)[:2000]))
+
+
+# -- parsing ----------------------------------------------------------------------------
+def parse_when(value: str | None, settings: Settings, what: str) -> datetime | None:
+    """ISO 8601; a time without a zone is in FOOTAGE_TIMEZONE."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{what} is not an ISO date-time: {value[:64]!r}") from exc
+    if parsed.tzinfo is None:
+        try:
+            parsed = parsed.replace(tzinfo=ZoneInfo(settings.timezone))
+        except (OverflowError, ValueError) as exc:
+            raise InvalidInput(f"{what} is out of range: {value[:64]!r}") from exc
+    return parsed
+
+
+class SearchParams:
+    """The CLI's search options as query parameters (repeat camera and label)."""
+
+    def __init__(
+        self,
+        q: Annotated[str | None, Query(description="What to look for, in words.")] = None,
+        like: Annotated[int | None, Query(description="More like this segment id.")] = None,
+        camera: Annotated[list[str] | None, Query(description="Only these cameras.")] = None,
+        since: Annotated[str | None, Query(description="From this time (ISO 8601).")] = None,
+        until: Annotated[str | None, Query(description="Until this time (ISO 8601).")] = None,
+        label: Annotated[list[str] | None, Query(description="Seen in the moment.")] = None,
+        color: Annotated[str | None, Query(description="...of this colour.")] = None,
+        min_count: Annotated[int, Query(description="At least this many at once.")] = 1,
+        limit: Annotated[int, Query(description="How many moments.")] = 10,
+    ) -> None:
+        self.q, self.like, self.limit = q, like, limit
+        self.camera, self.label, self.color = camera or [], label or [], color
+        self.since, self.until, self.min_count = since, until, min_count
+
+    def filters(self, settings: Settings) -> Filters:
+        return Filters(
+            cameras=tuple(self.camera),
+            since=parse_when(self.since, settings, "since"),
+            until=parse_when(self.until, settings, "until"),
+            labels=tuple(self.label),
+            color=self.color,
+            min_count=self.min_count,
+        )
+
+
+# -- the application --------------------------------------------------------------------
+def create_app(settings: Settings, *, warm_up: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warm = Warm(settings)
+        app.state.warm = warm
+        if warm_up:
+            warm.start()
+        yield
+        warm.close()
+
+    app = FastAPI(
+        title="footage",
+        summary="Search and ask CCTV footage.",
+        description="The JSON of every endpoint equals the matching `footage ... --json`.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(FootageError)
+    async def _domain(request: Request, exc: FootageError) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(exc)}, status_code=_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()[:5]
+        ]
+        return JSONResponse({"detail": "; ".join(problems)[:1000]}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error on %s: %s", request.url.path, _one_line(exc), exc_info=exc)
+        return JSONResponse(
+            {"detail": f"internal error ({type(exc).__name__}); the service log has the detail"},
+            status_code=500,
+        )
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+
+    def authorised(request: Request) -> None:
+        if token is None:
+            return
+        import hmac
+
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise _Unauthorised()
+
+    @app.exception_handler(_Unauthorised)
+    async def _no_token(request: Request, exc: _Unauthorised) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "this service needs its token: send `Authorization: Bearer TOKEN`"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    def warm(request: Request) -> Warm:
+        found: Warm = request.app.state.warm
+        return found
+
+    guarded = [Depends(authorised)]
+
+    @app.get("/health", summary="What is loaded; 503 until every part has loaded or failed")
+    def health(request: Request) -> JSONResponse:
+        state = warm(request).health()
+        return JSONResponse(state, status_code=200 if state["status"] == "ready" else 503)
+
+    @app.get("/search", dependencies=guarded, summary="Moments by text or like a segment")
+    def search(
+        request: Request, response: Response, params: Annotated[SearchParams, Depends()]
+    ) -> list[dict[str, Any]]:
+        found = warm(request)
+        answer = found.searcher.search(
+            SearchRequest(
+                text=params.q,
+                like_segment=params.like,
+                filters=params.filters(settings),
+                limit=params.limit,
+            )
+        )
+        return _results(response, answer)
+
+    @app.post("/search/image", dependencies=guarded, summary="Moments like an example image")
+    def search_image(
+        request: Request,
+        response: Response,
+        image: Annotated[UploadFile, File(description="A JPEG, PNG, WebP, ...")],
+        params: Annotated[SearchParams, Depends()],
+    ) -> list[dict[str, Any]]:
+        data = image.file.read(settings.max_image_bytes + 1)
+        if len(data) > settings.max_image_bytes:
+            raise _TooBig(
+                f"the image is larger than {settings.max_image_bytes:,} bytes "
+                "(FOOTAGE_MAX_IMAGE_BYTES); send a smaller one"
+            )
+        path = save_upload(settings, data)  # checked before anything is written
+        answer = warm(request).searcher.search(
+            SearchRequest(image=path, filters=params.filters(settings), limit=params.limit)
+        )
+        return _results(response, answer)
+
+    @app.exception_handler(_TooBig)
+    async def _too_big(request: Request, exc: _TooBig) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.get("/moments/{segment_id}", dependencies=guarded, summary="One moment, as evidence")
+    def moment(request: Request, segment_id: int) -> dict[str, Any]:
+        found = warm(request)
+        zone = ZoneInfo(settings.timezone)
+        if not 1 <= segment_id < 2**63:
+            raise NotFound(f"segment {segment_id} is not in the catalog")
+        got = moments(found.catalog, settings, [segment_id], zone)
+        if not got:
+            raise NotFound(f"segment {segment_id} is not in the catalog (search shows ids)")
+        one = got[0]
+        return {
+            **one.citation(),
+            "video_id": one.video_id,
+            "thumbnail": one.thumbnail,
+            "seen": one.line,
+        }
+
+    @app.get("/videos", dependencies=guarded, summary="Videos: indexed, in progress, failed")
+    def videos(
+        request: Request, status: Annotated[str | None, Query(max_length=32)] = None
+    ) -> list[dict[str, Any]]:
+        return video_items(warm(request).catalog, status)
+
+    @app.get("/videos/{video_id}", dependencies=guarded, summary="One video and its progress")
+    def video(request: Request, video_id: int) -> dict[str, Any]:
+        if 1 <= video_id < 2**63:
+            for item in video_items(warm(request).catalog, video_id=video_id):
+                return item
+        raise NotFound(f"video {video_id} is not in the catalog (GET /videos lists them)")
+
+    @app.post("/sql", dependencies=guarded, summary="One read-only query over the views")
+    def sql(body: SqlBody, response: Response) -> JSONResponse:
+        result = run_readonly(settings, body.query, limit=body.limit)
+        rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+        reply = JSONResponse(json.loads(json.dumps(rows, default=str)))
+        if result.notice:
+            _notices(reply, [result.notice])
+        return reply
+
+    @app.post("/ask", dependencies=guarded, summary="A question; the answer cites moments")
+    def ask(
+        request: Request,
+        body: AskBody,
+        stream: Annotated[bool, Query(description="NDJSON: text deltas, then the answer")] = False,
+    ) -> Any:
+        asking = AskRequest(
+            body.question,
+            cameras=tuple(body.camera),
+            since=parse_when(body.since, settings, "since"),
+            until=parse_when(body.until, settings, "until"),
+            now=parse_when(body.now, settings, "now"),
+            moments=body.moments,
+        )
+        asker = warm(request).asker
+        asker.understand(asking)  # a bad question fails here, as a 400, before any model
+        if not stream:
+            return asker.ask(asking).as_dict()
+        return StreamingResponse(_streamed(lambda on_text: asker.ask(asking, on_text)),
+                                 media_type="application/x-ndjson")  # fmt: skip
+
+    @app.get("/media/videos/{video_id}", dependencies=guarded, summary="A video (byte ranges)")
+    def media_video(request: Request, video_id: int) -> FileResponse:
+        if not 1 <= video_id < 2**63:
+            raise NotFound(f"video {video_id} is not in the catalog")
+        with warm(request).catalog.engine.connect() as conn:
+            path = conn.execute(select(Video.path).where(Video.id == video_id)).scalar()
+        if path is None:
+            raise NotFound(f"video {video_id} is not in the catalog (GET /videos lists them)")
+        file = Path(path)
+        if not file.is_file():
+            raise NotFound(f"video {video_id}'s file is gone from {file.parent}")
+        return FileResponse(file, filename=file.name, content_disposition_type="inline")
+
+    @app.get("/media/pictures", dependencies=guarded, summary="A thumbnail or crop")
+    def media_picture(
+        path: Annotated[str, Query(max_length=4096, description="As given in results")],
+    ) -> Response:
+        data = media_image(settings, path) if "\x00" not in path else None
+        if data is None:
+            raise NotFound("no such picture in the media folder (use a result's thumbnail/crop)")
+        kind = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+        return Response(data, media_type=kind, headers={"Cache-Control": "max-age=3600"})
+
+    return app
+
+
+class _Unauthorised(Exception):
+    pass
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _results(response: Response, answer: SearchResponse) -> list[dict[str, Any]]:
+    _notices(response, answer.notices)
+    if answer.strategy:
+        response.headers["Footage-Strategy"] = quote(answer.strategy[:2000])
+    return [r.as_dict() for r in answer.results]
+
+
+def _streamed(run: Any) -> Iterator[bytes]:
+    """Runs `run(on_text)` on a thread; yields its text deltas, then the answer, as NDJSON."""
+    parts: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            answer = run(lambda delta: parts.put(("text", delta)))
+            parts.put(("answer", answer.as_dict()))
+        except FootageError as exc:
+            parts.put(("error", {"detail": _one_line(exc), "status": _status(exc)}))
+        except Exception as exc:  # a bug: one line, the log has the rest
+            log.error("internal error while answering: %s", _one_line(exc), exc_info=exc)
+            parts.put(("error", {"detail": f"internal error ({type(exc).__name__})"}))
+        finally:
+            parts.put(("end", None))
+
+    threading.Thread(target=work, name="footage-ask", daemon=True).start()
+    while True:
+        kind, value = parts.get()
+        if kind == "end":
+            return
+        yield (json.dumps({kind: value}) + "\n").encode()

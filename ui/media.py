@@ -1,0 +1,135 @@
+"""Media files the console and the service hand out: thumbnails and crops from the media
+folder (checked to be images inside it), uploaded example images, and playable excerpts.
+
+Files made here (excerpts, uploads) live in private caches (ui/private_cache.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from fractions import Fraction
+from pathlib import Path
+
+from footage.errors import InvalidInput
+from footage.images import ImageLimits, decode_image, read_limited
+from footage.media import inside
+from footage.settings import Settings
+from ui.private_cache import PrivateCache
+
+# st.video reads the whole file into memory: bigger files are played as an excerpt.
+MAX_DIRECT_BYTES = 200 * 1024 * 1024
+_BROWSER_CODECS = {"h264", "vp8", "vp9", "av1"}
+_BROWSER_PIXELS = {"yuv420p", "yuvj420p"}
+_BROWSER_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm"}
+UPLOADS_KEPT = 10  # the uploads cache holds this many largest-possible images
+_MIB = 1024 * 1024
+
+
+def excerpt_cache(settings: Settings) -> PrivateCache:
+    """Playable excerpts: settings.cache_dir/excerpts, at most FOOTAGE_EXCERPT_CACHE_MB."""
+    return PrivateCache(settings.cache_dir / "excerpts", settings.excerpt_cache_mb * _MIB)
+
+
+def upload_cache(settings: Settings) -> PrivateCache:
+    """Uploaded example images, valid ones only: settings.cache_dir/uploads."""
+    return PrivateCache(settings.cache_dir / "uploads", UPLOADS_KEPT * settings.max_image_bytes)
+
+
+def save_upload(settings: Settings, data: bytes) -> Path:
+    """A valid uploaded example image as a private file the Searcher can read (named by
+    its content). Checked (bytes, pixels, really an image) before anything is written:
+    raises InvalidInput, and nothing is saved, when it is not usable."""
+    checked = decode_image(data, "upload", ImageLimits.of(settings))
+    name = f"upload-{hashlib.sha256(data).hexdigest()[:20]}{checked.suffix}"
+    cache = upload_cache(settings)
+    if cache.get(name) is None:
+        cache.put(name, lambda temp: temp.write_bytes(data), suffix=checked.suffix)
+    return cache.root / name
+
+
+def media_image(settings: Settings, path: str | None) -> bytes | None:
+    """A thumbnail or crop to show: the bytes of an image inside the media folder, or None
+    (missing, outside the folder, empty, not an image)."""
+    if not path:
+        return None
+    found = inside(settings.media_dir, Path(path))
+    if found is None:
+        return None
+    limits = ImageLimits.of(settings)
+    try:
+        data = read_limited(found, limits.max_bytes)
+        decode_image(data, found.name, limits)
+    except InvalidInput:
+        return None
+    return data
+
+
+def playable_in_browser(path: str) -> bool:
+    """Whether browsers decode this file as it is (H.264 4:2:0 in MP4, VP8/9/AV1 in WebM)."""
+    import av
+
+    file = Path(path)
+    if file.suffix.lower() not in _BROWSER_SUFFIXES or not file.is_file():
+        return False
+    if file.stat().st_size > MAX_DIRECT_BYTES:
+        return False
+    try:
+        with av.open(str(file)) as container:
+            ctx = container.streams.video[0].codec_context
+            pixels = ctx.format.name if ctx.format else None
+            return ctx.name in _BROWSER_CODECS and pixels in _BROWSER_PIXELS
+    except (av.error.FFmpegError, IndexError, OSError):
+        return False
+
+
+def excerpt(
+    settings: Settings, video: str, begin: float, end: float, pts0: float, max_width: int = 960
+) -> str:
+    """The cache name of an H.264 MP4 of [begin, end) seconds (from the first frame) that
+    any browser plays, cut now unless an intact one is cached. Read it with
+    `excerpt_cache(settings).read(name)`.
+
+    Cached by file, times and size; `pts0` is the stream's first PTS (videos.first_pts_s).
+    """
+    source = Path(video)
+    stat = source.stat()
+    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{begin:.3f}|{end:.3f}|{max_width}"
+    name = f"clip-{hashlib.sha256(key.encode()).hexdigest()[:20]}.mp4"
+    cache = excerpt_cache(settings)
+    if cache.get(name) is None:
+        cache.put(name, lambda out: _cut(source, begin, end, pts0, max_width, out), ".mp4")
+    return name
+
+
+def _cut(source: Path, begin: float, end: float, pts0: float, max_width: int, out: Path) -> None:
+    """Encodes [begin, end) seconds of `source` into `out` (H.264 4:2:0 MP4, faststart)."""
+    import av
+
+    with av.open(str(source)) as src:
+        stream = src.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 25).limit_denominator(1001)
+        if stream.time_base:
+            src.seek(int((pts0 + begin) / stream.time_base), stream=stream, backward=True)
+        width = min(max_width, stream.codec_context.width) // 2 * 2
+        height = round(stream.codec_context.height * width / stream.codec_context.width) // 2 * 2
+        with av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+            encoder = dst.add_stream("libx264", rate=rate)
+            encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+            encoder.options = {"preset": "veryfast", "crf": "26"}
+            count = 0
+            for frame in src.decode(stream):
+                t = frame.time
+                if t is None or t < pts0 + begin - 1e-3:
+                    continue
+                if t >= pts0 + end:
+                    break
+                picture = frame.reformat(width=width, height=height, format="yuv420p")
+                picture.pts, picture.time_base = count, 1 / rate
+                count += 1
+                for packet in encoder.encode(picture):
+                    dst.mux(packet)
+            for packet in encoder.encode(None):
+                dst.mux(packet)
+    if count == 0:
+        raise ValueError(f"no frames between {begin:.1f} s and {end:.1f} s of {source.name}")
