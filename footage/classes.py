@@ -1,6 +1,12 @@
 """Class-name lists: what detectors may name instead of listing their classes, and the
 vocabulary search reads in queries. Shared, so search never imports the indexer."""
 
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
 COCO80 = (
     "person",
     "bicycle",
@@ -85,6 +91,24 @@ COCO80 = (
 )
 
 NAMED_CLASS_LISTS = {"coco80": COCO80}
+
+
+@lru_cache(maxsize=8)
+def detector_labels(detector: str) -> frozenset[str]:
+    """The labels the configured detector (FOOTAGE_DETECTOR) can give, read from its ONNX
+    spec without loading it, so a custom class list works in queries too. Ultralytics
+    weights keep their names inside the model: those are taken to be COCO's."""
+    backend, _, target = detector.partition(":")
+    if backend != "onnx":
+        return frozenset(COCO80)
+    try:
+        classes = json.loads(Path(target).read_text()).get("classes", "coco80")
+    except (OSError, ValueError, AttributeError):
+        return frozenset(COCO80)  # the detector reports its own problem when it loads
+    if isinstance(classes, str):
+        return frozenset(NAMED_CLASS_LISTS.get(classes.lower(), COCO80))
+    return frozenset(str(c).lower() for c in classes if isinstance(c, str) and c.strip())
+
 
 # The colour names the indexer gives objects (indexer/colors.py), which queries may use.
 COLOR_NAMES = (

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from footage.catalog import Camera, Detection, Segment, Track, Video
+from footage.classes import detector_labels
 from footage.db import Catalog
 from footage.media import media_file
 from footage.phrases import clock, object_words, track_sentence
@@ -166,7 +167,7 @@ def build_results(
             )
         }
     info = {r.Segment.id: r for r in rows}
-    asked = terms(request.text)
+    asked = terms(request.text, detector_labels(settings.detector))
     labels, empty = set(asked.labels), asked.empty
     period = 1.0 / settings.sample_fps
     used: set[int] = set()

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from footage.catalog import Embedding, Segment, VectorKind
+from footage.classes import detector_labels
 from footage.db import Catalog
 from footage.embedding import EmbedderUnavailable, load_clip, load_text
 from footage.errors import NotFound
@@ -214,7 +215,7 @@ class Searcher:
                         "cannot make a moment relevant"
                     )
         fused = fuse(per_view, self.settings.image_weight, calibrated)
-        terms = query_terms(request)
+        terms = query_terms(request, detector_labels(self.settings.detector))
         objects = segment_objects(self.catalog, (f.hit.segment_id for f in fused))
         spread = normalise({f.hit.segment_id: f.rank_score for f in fused})
         judged = [
@@ -230,9 +231,10 @@ class Searcher:
         )
 
 
-def query_terms(request: SearchRequest) -> Terms:
-    """What the query and its filters name that detections can confirm."""
-    found = terms(request.text)
+def query_terms(request: SearchRequest, vocabulary: frozenset[str]) -> Terms:
+    """What the query and its filters name that detections can confirm (`vocabulary`: the
+    configured detector's labels)."""
+    found = terms(request.text, vocabulary)
     filters = request.filters
     colors = found.colors | ({filters.color} if filters.color else set())
     return Terms(found.labels | set(filters.labels), frozenset(colors), found.empty, found.words)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 
 from footage.catalog import Camera, Detection, Segment
+from footage.classes import detector_labels
 from footage.db import Catalog
 from footage.errors import InvalidInput
 from footage.llm import LLM, ChatMessage
@@ -159,6 +160,7 @@ class Asker:
                 cameras=request.cameras,
                 since=request.since,
                 until=request.until,
+                vocabulary=detector_labels(self.settings.detector),
             )
 
         zone = self._zone_for(request.cameras)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from enum import StrEnum
 
+from footage.classes import COCO80
 from footage.errors import InvalidInput
 from search.ask.times import parse_window
 from search.query import QUERY_MAX_CHARS, Filters
@@ -160,6 +161,7 @@ def understand(
     cameras: tuple[str, ...] = (),
     since: datetime | None = None,
     until: datetime | None = None,
+    vocabulary: frozenset[str] = frozenset(COCO80),
 ) -> Question:
     if not text.strip():
         raise InvalidInput("the question is empty; ask about what the cameras saw")
@@ -183,7 +185,7 @@ def understand(
         understood.append(f"{window.describe()} (from “{'; '.join(window.phrases)}”)")
     elif since is not None or until is not None:
         understood.append("time window from --since/--until")
-    found = terms(rest)
+    found = terms(rest, vocabulary)
     kind = (
         QuestionKind.COUNT
         if _COUNT.search(text)
