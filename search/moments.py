@@ -35,16 +35,29 @@ class Ranked:
     rank: float  # min-max over this query's candidates: which neighbours join a moment
 
 
-def _emptiest_second(catalog: Catalog, segment: Segment, period: float) -> float:
-    """The first analysed second of the segment with the fewest objects in view."""
+def _detections_per_second(
+    catalog: Catalog, segment_ids: list[int], labels: set[str] | None
+) -> dict[int, dict[float, int]]:
+    """Per segment, objects seen at each analysed second (of `labels`, or of any label):
+    one grouped query for every result, not one per result."""
+    if not segment_ids:
+        return {}
+    query = (
+        select(Detection.segment_id, Detection.offset_s, func.count())
+        .where(Detection.segment_id.in_(segment_ids))
+        .group_by(Detection.segment_id, Detection.offset_s)
+    )
+    if labels is not None:
+        query = query.where(Detection.label.in_(labels))
+    found: dict[int, dict[float, int]] = {}
     with catalog.engine.connect() as conn:
-        busy = dict(
-            conn.execute(
-                select(Detection.offset_s, func.count())
-                .where(Detection.segment_id == segment.id)
-                .group_by(Detection.offset_s)
-            ).all()
-        )
+        for segment_id, offset_s, n in conn.execute(query):
+            found.setdefault(segment_id, {})[float(offset_s)] = int(n)
+    return found
+
+
+def _emptiest_second(segment: Segment, busy: dict[float, int], period: float) -> float:
+    """The first analysed second of the segment with the fewest objects in view."""
     grid = [
         segment.start_s + i * period
         for i in range(int((segment.end_s - segment.start_s) / period) + 1)
@@ -58,25 +71,66 @@ def _emptiest_second(catalog: Catalog, segment: Segment, period: float) -> float
     return min(grid, key=lambda t: (seen_at(t), t))
 
 
-def _best_second(
-    catalog: Catalog, segment: Segment, labels: set[str], empty: bool, hit: Hit, period: float
-) -> float:
-    """The second of the segment where the query's objects (or their absence) are clearest."""
-    if hit.track_id is not None:
-        return hit.at_s
-    if empty and not labels:
-        return _emptiest_second(catalog, segment, period)
-    if not labels:
-        return hit.at_s
-    with catalog.engine.connect() as conn:
-        row = conn.execute(
-            select(Detection.offset_s, func.count().label("n"))
-            .where(Detection.segment_id == segment.id, Detection.label.in_(labels))
-            .group_by(Detection.offset_s)
-            .order_by(func.count().desc(), Detection.offset_s)
-            .limit(1)
-        ).first()
-    return float(row.offset_s) if row is not None else hit.at_s
+def _best_seconds(
+    catalog: Catalog, moments: list[Moment], labels: set[str], empty: bool, period: float
+) -> dict[int, float]:
+    """Per moment (by its best segment), the second where the query's objects (or their
+    absence) are clearest; a matched object's own second wins."""
+    best = {m.ranked.hit.segment_id: m.ranked.hit.at_s for m in moments}
+    open_ = [m for m in moments if m.ranked.hit.track_id is None]
+    if not open_ or not (labels or empty):
+        return best
+    segments = [m.segment for m in open_]
+    counted = _detections_per_second(catalog, [s.id for s in segments], labels or None)
+    for segment in segments:
+        busy = counted.get(segment.id, {})
+        if labels:
+            if busy:  # the busiest second, the earliest of equals
+                best[segment.id] = min(busy, key=lambda t: (-busy[t], t))
+        else:
+            best[segment.id] = _emptiest_second(segment, busy, period)
+    return best
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A ranked segment and the neighbours in its video that join it."""
+
+    ranked: Ranked
+    segment: Segment
+    members: tuple[Segment, ...]
+
+
+def merge_moments(ranked: list[Ranked], segments: dict[int, Segment], limit: int) -> list[Moment]:
+    """Pure: walks the ranking, joining to each new moment the adjacent segments of the
+    same video that match nearly as well (and are as relevant); at most `limit` moments."""
+    used: set[int] = set()
+    found: list[Moment] = []
+    for ranked_hit in ranked:
+        hit = ranked_hit.hit
+        if hit.segment_id in used or hit.segment_id not in segments:
+            continue
+        segment = segments[hit.segment_id]
+        members = [segment]
+        for other in ranked:
+            o = segments.get(other.hit.segment_id)
+            if (
+                o is None
+                or other.relevant != ranked_hit.relevant
+                or other.hit.segment_id in used
+                or o.video_id != segment.video_id
+                or other.rank < _MERGE_SHARE * ranked_hit.rank
+            ):
+                continue
+            if o.end_s == members[0].start_s:
+                members.insert(0, o)
+            elif o.start_s == members[-1].end_s:
+                members.append(o)
+        used.update(m.id for m in members)
+        found.append(Moment(ranked_hit, segment, tuple(members)))
+        if len(found) >= limit:
+            break
+    return found
 
 
 @dataclass(frozen=True)
@@ -148,6 +202,8 @@ def build_results(
     *,
     limit: int,
 ) -> list[SearchResult]:
+    """Ranked segments to results: merged into moments, each with its best second, its
+    words and its pictures. A fixed number of queries, whatever the limit."""
     if not ranked:
         return []
     ids = [r.hit.segment_id for r in ranked]
@@ -167,70 +223,54 @@ def build_results(
             )
         }
     info = {r.Segment.id: r for r in rows}
+    moments = merge_moments(ranked, {i: r.Segment for i, r in info.items()}, limit)
     asked = terms(request.text, detector_labels(settings.detector))
-    labels, empty = set(asked.labels), asked.empty
     period = 1.0 / settings.sample_fps
-    used: set[int] = set()
-    results: list[SearchResult] = []
-    for ranked_hit in ranked:
-        score, hit = ranked_hit.score, ranked_hit.hit
-        rank = ranked_hit.rank
-        if hit.segment_id in used or hit.segment_id not in info:
-            continue
-        row = info[hit.segment_id]
-        segment = row.Segment
-        # A moment: this segment and its matched neighbours in the same video.
-        members = [segment]
-        for other_ranked in ranked:
-            other_rank, other = other_ranked.rank, other_ranked.hit
-            if other_ranked.relevant != ranked_hit.relevant:
-                continue
-            o = info.get(other.segment_id)
-            if o is None or other.segment_id in used or o.Segment.video_id != segment.video_id:
-                continue
-            if other_rank < _MERGE_SHARE * rank:
-                continue
-            if o.Segment.end_s == members[0].start_s:
-                members.insert(0, o.Segment)
-            elif o.Segment.start_s == members[-1].end_s:
-                members.append(o.Segment)
-        used.update(m.id for m in members)
-        at_s = _best_second(catalog, segment, labels, empty, hit, period)
-        track = tracks.get(hit.track_id) if hit.track_id else None
-        started = row.started_at
-        why = segment.description
-        if track is not None:
-            why = track_sentence(track, row.name)
-        names_objects = bool(request.filters.labels or request.filters.color)
-        if names_objects and (track is None or not _passes(track, request.filters)):
-            shown = _filtered_object(catalog, segment, request.filters, hit, row.name)
-            if shown is not None:
-                at_s, why = shown.at_s, shown.why
-                track = _track(catalog, shown.track_id)
-        results.append(
-            SearchResult(
-                camera=row.name,
-                video=row.path,
-                video_id=segment.video_id,
-                segment_id=segment.id,
-                start_at=members[0].start_at,
-                end_at=members[-1].end_at,
-                start_s=members[0].start_s,
-                end_s=members[-1].end_s,
-                at_s=at_s,
-                at=started + timedelta(seconds=at_s),
-                score=score,
-                relevant=ranked_hit.relevant,
-                view=_VIEW_NAMES.get(hit.kind, hit.kind),
-                why=why,
-                thumbnail=_absolute(settings, segment.thumbnail),
-                crop=_absolute(settings, track.crop) if track is not None else None,
-                segments=tuple(m.id for m in members),
-            )
-        )
-        if len(results) >= limit:
-            break
-    return results
+    best = _best_seconds(catalog, moments, set(asked.labels), asked.empty, period)
+    return [
+        _result(catalog, settings, m, info[m.segment.id], tracks, best[m.segment.id], request)
+        for m in moments
+    ]
+
+
+def _result(
+    catalog: Catalog,
+    settings: Settings,
+    moment: Moment,
+    row: Any,
+    tracks: dict[int, Track],
+    at_s: float,
+    request: SearchRequest,
+) -> SearchResult:
+    """One moment as people read it: when, where, why it matched, its pictures."""
+    hit, segment, members = moment.ranked.hit, moment.segment, moment.members
+    track = tracks.get(hit.track_id) if hit.track_id else None
+    why = segment.description if track is None else track_sentence(track, row.name)
+    names_objects = bool(request.filters.labels or request.filters.color)
+    if names_objects and (track is None or not _passes(track, request.filters)):
+        shown = _filtered_object(catalog, segment, request.filters, hit, row.name)
+        if shown is not None:
+            at_s, why = shown.at_s, shown.why
+            track = _track(catalog, shown.track_id)
+    return SearchResult(
+        camera=row.name,
+        video=row.path,
+        video_id=segment.video_id,
+        segment_id=segment.id,
+        start_at=members[0].start_at,
+        end_at=members[-1].end_at,
+        start_s=members[0].start_s,
+        end_s=members[-1].end_s,
+        at_s=at_s,
+        at=row.started_at + timedelta(seconds=at_s),
+        score=moment.ranked.score,
+        relevant=moment.ranked.relevant,
+        view=_VIEW_NAMES.get(hit.kind, hit.kind),
+        why=why,
+        thumbnail=_absolute(settings, segment.thumbnail),
+        crop=_absolute(settings, track.crop) if track is not None else None,
+        segments=tuple(m.id for m in members),
+    )
 
 
 # A neighbouring segment joins a moment when it matches nearly as well as the best one.

@@ -10,6 +10,7 @@ deeper until enough hits pass (checked in SQL), so rare filters never lose resul
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -47,6 +48,13 @@ class _Trace:
 
     notices: list[str] = field(default_factory=list)
     strategies: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    _last: float = field(default_factory=time.perf_counter)
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 class Searcher:
@@ -194,6 +202,7 @@ class Searcher:
     def search(self, request: SearchRequest) -> SearchResponse:
         trace = _Trace()
         views = self._views(request, trace)
+        trace.lap("embed")
         depth = max(50, request.limit * 8)
         per_view: dict[str, dict[int, Hit]] = {}
         models: dict[str, str] = {}
@@ -214,6 +223,7 @@ class Searcher:
                         f"{view_name} similarity of {model} is not calibrated: it ranks, but "
                         "cannot make a moment relevant"
                     )
+        trace.lap("vectors")
         fused = fuse(per_view, self.settings.image_weight, calibrated)
         terms = query_terms(request, detector_labels(self.settings.detector))
         objects = segment_objects(self.catalog, (f.hit.segment_id for f in fused))
@@ -225,9 +235,14 @@ class Searcher:
             for j in [judge(terms, f.calibrated, objects[f.hit.segment_id])]
         ]
         judged.sort(key=lambda r: (not r.relevant, -r.score, r.hit.segment_id))
+        trace.lap("relevance")
         results = build_results(self.catalog, self.settings, judged, request, limit=request.limit)
+        trace.lap("results")
         return SearchResponse(
-            tuple(results), tuple(dict.fromkeys(trace.notices)), "; ".join(trace.strategies)
+            tuple(results),
+            tuple(dict.fromkeys(trace.notices)),
+            "; ".join(trace.strategies),
+            tuple(trace.timings.items()),
         )
 
 

@@ -167,6 +167,7 @@ class SearchResponse:
     results: tuple[SearchResult, ...]
     notices: tuple[str, ...]  # e.g. "image similarity is off: ..."
     strategy: str  # how the filters were applied, for the curious
+    timings: tuple[tuple[str, float], ...] = ()  # (stage, seconds): embed, vectors, ...
 
     @property
     def relevant(self) -> tuple[SearchResult, ...]:

@@ -330,6 +330,10 @@ def _results(response: Response, answer: SearchResponse) -> list[dict[str, Any]]
     _notices(response, answer.notices)
     if answer.strategy:
         response.headers["Footage-Strategy"] = quote(answer.strategy[:2000])
+    if answer.timings:  # browsers' developer tools show these (Server-Timing)
+        response.headers["Server-Timing"] = ", ".join(
+            f"{stage};dur={seconds * 1000:.1f}" for stage, seconds in answer.timings
+        )
     return [r.as_dict() for r in answer.results]
 
 
