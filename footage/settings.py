@@ -173,6 +173,12 @@ class Settings(BaseSettings):
         120.0, gt=0.0, le=3600.0, description="The CLI gives up on the service after this."
     )
 
+    @field_validator("api_token", "api_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """An empty FOOTAGE_API_TOKEN / _URL (compose's `${X:-}`) means not set."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("detector")
     @classmethod
     def _detector_has_backend(cls, value: str) -> str:

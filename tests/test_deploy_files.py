@@ -36,3 +36,16 @@ def test_compose_services_share_catalog_and_queue() -> None:
     assert env["FOOTAGE_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert env["FOOTAGE_BROKER_URL"].startswith("redis://")
     assert services["worker"]["command"][0] == "worker"
+
+
+def test_compose_runs_the_warm_service_and_the_cli_uses_it() -> None:
+    import json
+
+    found = _compose("--profile", "cli", "config", "--format", "json")
+    services = json.loads(found.stdout)["services"]
+    api = services["api"]
+    assert api["command"][:1] == ["serve"]
+    assert api["ports"][0]["host_ip"] == "127.0.0.1"  # never published beyond the host
+    assert api["environment"]["FOOTAGE_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert "/health" in " ".join(api["healthcheck"]["test"])
+    assert services["cli"]["environment"]["FOOTAGE_API_URL"] == "http://api:8000"
