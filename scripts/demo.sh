@@ -42,4 +42,33 @@ footage search "zebra giraffe helicopter" --limit 2       # nothing relevant: sa
 footage ask "how many people were on the demo camera between 14:43 and 14:44 on 6 Feb 2023?"
 footage ask "was there a dog at the shop on 6 Feb 2023?"
 footage ask "when did the last person leave the shop?"
+
+# The service: models and indexes load once, then the CLI (FOOTAGE_API_URL) and any HTTP
+# client are answered in milliseconds.
+port="${FOOTAGE_DEMO_PORT:-8765}"
+footage serve --port "$port" &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+python - "$port" <<'PY'
+import json, sys, time, urllib.error, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/health"
+for _ in range(240):
+    try:
+        with urllib.request.urlopen(url) as reply:
+            print("service ready:", json.dumps(json.load(reply)))
+            break
+    except (urllib.error.URLError, ConnectionError):
+        time.sleep(0.5)
+else:
+    sys.exit("the service did not become ready in 2 minutes")
+PY
+time FOOTAGE_API_URL="http://127.0.0.1:$port" footage search "people walking" --limit 3
+python - "$port" <<'PY'
+import json, sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/search?q=red+car&limit=2") as r:
+    print("GET /search?q=red+car:", r.headers.get("Server-Timing"))
+    for moment in json.load(r):
+        print(" ", moment["camera"], moment["at"], moment["why"][:90])
+PY
+kill "$serve_pid"
 echo "Catalog, thumbnails and crops are in ${FOOTAGE_DATA_DIR:-./footage-data}."
