@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import StrEnum, nonmember
 from typing import Any
 
 from sqlalchemy import (
@@ -184,14 +184,14 @@ class Detection(Base):
     color: Mapped[str | None] = mapped_column(String(16))
 
 
-class VectorKind:
+class VectorKind(StrEnum):
     SEGMENT_IMAGE = "segment_image"  # CLIP of the segment's keyframe
     SEGMENT_TEXT = "segment_text"  # text model of the segment's description
     OBJECT_IMAGE = "object_image"  # CLIP of a track's best crop
     OBJECT_TEXT = "object_text"  # text model of a track's one-line description
 
-    IMAGE = (SEGMENT_IMAGE, OBJECT_IMAGE)
-    TEXT = (SEGMENT_TEXT, OBJECT_TEXT)
+    IMAGE = nonmember(("segment_image", "object_image"))  # the image view's kinds
+    TEXT = nonmember(("segment_text", "object_text"))  # the description view's kinds
 
 
 class Embedding(Base):

@@ -1,7 +1,9 @@
 """Domain errors: each message says what went wrong and how to fix it.
 
-The command line and the console catch `FootageError` and show its message (exit code 2
-for bad input); anything else is a bug and is reported as one.
+The command line, the console and the API catch `FootageError` and show its message (exit
+code 2, an HTTP 4xx/503); anything else is a bug and is reported as one. Domain errors are
+not ValueError/LookupError: code that catches those (a KeyError is a LookupError) would
+turn a bug into "no results".
 """
 
 from __future__ import annotations
@@ -11,11 +13,11 @@ class FootageError(Exception):
     """Base of every error a user may see; the message is for them."""
 
 
-class InvalidInput(FootageError, ValueError):
+class InvalidInput(FootageError):
     """Something the user gave (a query, a name, a time, an image, an id) is not usable."""
 
 
-class NotFound(FootageError, LookupError):
+class NotFound(FootageError):
     """What the user named (a segment, a video, a camera) is not in the catalog."""
 
 

@@ -442,7 +442,6 @@ def _search_here(
     min_count: int,
     limit: int,
 ) -> SearchResponse:
-    from footage.embedding import EmbedderUnavailable
     from search.query import Filters, SearchRequest
 
     catalog: Catalog | None = None
@@ -465,7 +464,7 @@ def _search_here(
 
         catalog = _reading_catalog(settings)
         response = Searcher(catalog, settings).search(request)
-    except (EmbedderUnavailable, LookupError, ValueError) as exc:
+    except FootageError as exc:  # EmbedderUnavailable, InvalidInput, NotFound, ...
         err.print(f"[red]Cannot search:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
     finally:
