@@ -45,9 +45,9 @@ from footage.db import Catalog
 from footage.settings import Settings
 from indexer.decode import probe
 from indexer.detectors import Detector
+from indexer.embed import Embedders
 from indexer.ingest import Ingestor, IngestRequest
 from indexer.values import Image
-from indexer.vectors import VectorWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", ROOT.parent / "shared"))
@@ -192,7 +192,7 @@ def fresh_ingestor(settings_for: SettingsFor) -> Iterator[tuple[Ingestor, Catalo
         try:
             ingestor = Ingestor(catalog, settings)
             ingestor.detector  # noqa: B018 - load before timing
-            ingestor.vectors  # noqa: B018
+            ingestor.embedders  # noqa: B018
             yield ingestor, catalog
         finally:
             catalog.dispose()
@@ -216,6 +216,7 @@ def first_frame(path: Path) -> Image:
 @dataclass(frozen=True)
 class Models:
     detector: Detector
+    embedders: Embedders
     text: str | None  # embedder names; None: off
     image: str | None
     notices: tuple[str, ...]  # why an embedder is off
@@ -230,24 +231,25 @@ def warm_up(settings_for: SettingsFor, sample: Path) -> Models:
     logging.disable(logging.ERROR)
     try:
         with fresh_ingestor(settings_for) as (ingestor, _):
-            detector, vectors, notices = ingestor.detector, ingestor.vectors, ingestor.notices
+            detector, embedders, notices = ingestor.detector, ingestor.embedders, ingestor.notices
     finally:
         logging.disable(logging.NOTSET)
     detector.detect([image])
-    run_embedders(vectors, image)
+    run_embedders(embedders, image)
     return Models(
         detector=detector,
-        text=vectors.text.name if vectors.text else None,
-        image=vectors.clip.name if vectors.clip else None,
+        embedders=embedders,
+        text=embedders.text.name if embedders.text else None,
+        image=embedders.clip.name if embedders.clip else None,
         notices=tuple(notices),
     )
 
 
-def run_embedders(vectors: VectorWriter, image: Image) -> None:
-    if vectors.text is not None:
-        vectors.text.embed_texts(["warm-up: a person walks past a parked car"])
-    if vectors.clip is not None:
-        vectors.clip.embed_images([image])
+def run_embedders(embedders: Embedders, image: Image) -> None:
+    if embedders.text is not None:
+        embedders.text.embed_texts(["warm-up: a person walks past a parked car"])
+    if embedders.clip is not None:
+        embedders.clip.embed_images([image])
 
 
 def detector_ms(detector: Detector, sample: Path, repeats: int = 10) -> float:
