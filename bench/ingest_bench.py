@@ -5,7 +5,9 @@ For each clip, in the same process and run:
 * footage: `Ingestor.ingest` end to end (hash, probe, sampled decode, motion, detector,
   tracking, description, thumbnails, vectors) into a fresh temporary SQLite catalog;
 * baseline: OpenCV decodes every frame and the same detector runs on one frame per second
-  (every round(fps)-th frame), with no motion skipping, no vectors and no database.
+  (every round(fps)-th frame), with no motion skipping and no database; when footage embeds
+  images (CLIP), the baseline embeds each of those frames with the same CLIP model, one
+  call per frame, as a naive system would.
 
 The detector and the embedding models are loaded and warmed up before anything is timed.
 Run from the project root:
@@ -42,6 +44,7 @@ from sqlalchemy import func, select
 from bench.contention import ContentionMeter
 from footage.catalog import Embedding, Segment
 from footage.db import Catalog
+from footage.embedding import ClipEmbedder
 from footage.settings import Settings
 from indexer.decode import probe
 from indexer.detectors import Detector
@@ -299,8 +302,8 @@ def run_footage(path: Path, settings_for: SettingsFor) -> FootageRun:
     )
 
 
-def run_baseline(path: Path, detector: Detector) -> BaselineRun:
-    """Decode every frame with OpenCV; detect on every round(fps)-th frame."""
+def run_baseline(path: Path, detector: Detector, clip: ClipEmbedder | None) -> BaselineRun:
+    """Decode every frame with OpenCV; detect on (and CLIP-embed) every round(fps)-th frame."""
     with Stopwatch() as watch:
         capture = cv2.VideoCapture(str(path))
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
@@ -312,7 +315,10 @@ def run_baseline(path: Path, detector: Detector) -> BaselineRun:
                 if not ok:
                     break
                 if decoded % step == 0:
-                    detector.detect([to_rgb(frame)])
+                    rgb = to_rgb(frame)
+                    detector.detect([rgb])
+                    if clip is not None:
+                        clip.embed_images([rgb])
                     analysed += 1
                 decoded += 1
         finally:
@@ -327,7 +333,7 @@ def run_baseline(path: Path, detector: Detector) -> BaselineRun:
 
 
 def measure(
-    clip: Clip, path: Path, settings_for: SettingsFor, detector: Detector, repeats: int
+    clip: Clip, path: Path, settings_for: SettingsFor, models: Models, repeats: int
 ) -> ClipResult:
     """Both pipelines, alternating, `repeats` times; the fastest run of each is kept."""
     info = probe(path)
@@ -336,7 +342,7 @@ def measure(
     baselines: list[BaselineRun] = []
     for _ in range(repeats):
         footages.append(run_footage(path, settings_for))
-        baselines.append(run_baseline(path, detector))
+        baselines.append(run_baseline(path, models.detector, models.embedders.clip))
     other_cores = meter.other_cores()
     footage = min(footages, key=lambda run: run.wall_s)
     baseline = min(baselines, key=lambda run: run.wall_s)
@@ -546,6 +552,7 @@ def report(
             "static_check_s",
             "skip_nonref_frames",
             "onnx_threads",
+            "embed_threads",
             "embed_images",
             "embed_text",
             "clip_model",
@@ -705,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[ClipResult] = []
     for clip, path in clips:
         progress.print(f"[dim]measuring {clip.label} ...[/dim]")
-        results.append(measure(clip, path, settings_for, models.detector, args.repeat))
+        results.append(measure(clip, path, settings_for, models, args.repeat))
     facts = RunFacts(
         repeats=args.repeat,
         runtime_s=time.perf_counter() - began,
