@@ -5,7 +5,9 @@ For each clip, in the same process and run:
 * footage: `Ingestor.ingest` end to end (hash, probe, sampled decode, motion, detector,
   tracking, description, thumbnails, vectors) into a fresh temporary SQLite catalog;
 * baseline: OpenCV decodes every frame and the same detector runs on one frame per second
-  (every round(fps)-th frame), with no motion skipping, no vectors and no database.
+  (every round(fps)-th frame), with no motion skipping and no database; when footage embeds
+  images (CLIP), the baseline embeds each of those frames with the same CLIP model, one
+  call per frame, as a naive system would.
 
 The detector and the embedding models are loaded and warmed up before anything is timed.
 Run from the project root:
@@ -42,12 +44,13 @@ from sqlalchemy import func, select
 from bench.contention import ContentionMeter
 from footage.catalog import Embedding, Segment
 from footage.db import Catalog
+from footage.embedding import ClipEmbedder
 from footage.settings import Settings
 from indexer.decode import probe
 from indexer.detectors import Detector
+from indexer.embed import Embedders
 from indexer.ingest import Ingestor, IngestRequest
 from indexer.values import Image
-from indexer.vectors import VectorWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", ROOT.parent / "shared"))
@@ -192,7 +195,7 @@ def fresh_ingestor(settings_for: SettingsFor) -> Iterator[tuple[Ingestor, Catalo
         try:
             ingestor = Ingestor(catalog, settings)
             ingestor.detector  # noqa: B018 - load before timing
-            ingestor.vectors  # noqa: B018
+            ingestor.embedders  # noqa: B018
             yield ingestor, catalog
         finally:
             catalog.dispose()
@@ -216,6 +219,7 @@ def first_frame(path: Path) -> Image:
 @dataclass(frozen=True)
 class Models:
     detector: Detector
+    embedders: Embedders
     text: str | None  # embedder names; None: off
     image: str | None
     notices: tuple[str, ...]  # why an embedder is off
@@ -230,24 +234,25 @@ def warm_up(settings_for: SettingsFor, sample: Path) -> Models:
     logging.disable(logging.ERROR)
     try:
         with fresh_ingestor(settings_for) as (ingestor, _):
-            detector, vectors, notices = ingestor.detector, ingestor.vectors, ingestor.notices
+            detector, embedders, notices = ingestor.detector, ingestor.embedders, ingestor.notices
     finally:
         logging.disable(logging.NOTSET)
     detector.detect([image])
-    run_embedders(vectors, image)
+    run_embedders(embedders, image)
     return Models(
         detector=detector,
-        text=vectors.text.name if vectors.text else None,
-        image=vectors.clip.name if vectors.clip else None,
+        embedders=embedders,
+        text=embedders.text.name if embedders.text else None,
+        image=embedders.clip.name if embedders.clip else None,
         notices=tuple(notices),
     )
 
 
-def run_embedders(vectors: VectorWriter, image: Image) -> None:
-    if vectors.text is not None:
-        vectors.text.embed_texts(["warm-up: a person walks past a parked car"])
-    if vectors.clip is not None:
-        vectors.clip.embed_images([image])
+def run_embedders(embedders: Embedders, image: Image) -> None:
+    if embedders.text is not None:
+        embedders.text.embed_texts(["warm-up: a person walks past a parked car"])
+    if embedders.clip is not None:
+        embedders.clip.embed_images([image])
 
 
 def detector_ms(detector: Detector, sample: Path, repeats: int = 10) -> float:
@@ -297,8 +302,8 @@ def run_footage(path: Path, settings_for: SettingsFor) -> FootageRun:
     )
 
 
-def run_baseline(path: Path, detector: Detector) -> BaselineRun:
-    """Decode every frame with OpenCV; detect on every round(fps)-th frame."""
+def run_baseline(path: Path, detector: Detector, clip: ClipEmbedder | None) -> BaselineRun:
+    """Decode every frame with OpenCV; detect on (and CLIP-embed) every round(fps)-th frame."""
     with Stopwatch() as watch:
         capture = cv2.VideoCapture(str(path))
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
@@ -310,7 +315,10 @@ def run_baseline(path: Path, detector: Detector) -> BaselineRun:
                 if not ok:
                     break
                 if decoded % step == 0:
-                    detector.detect([to_rgb(frame)])
+                    rgb = to_rgb(frame)
+                    detector.detect([rgb])
+                    if clip is not None:
+                        clip.embed_images([rgb])
                     analysed += 1
                 decoded += 1
         finally:
@@ -325,7 +333,7 @@ def run_baseline(path: Path, detector: Detector) -> BaselineRun:
 
 
 def measure(
-    clip: Clip, path: Path, settings_for: SettingsFor, detector: Detector, repeats: int
+    clip: Clip, path: Path, settings_for: SettingsFor, models: Models, repeats: int
 ) -> ClipResult:
     """Both pipelines, alternating, `repeats` times; the fastest run of each is kept."""
     info = probe(path)
@@ -334,7 +342,7 @@ def measure(
     baselines: list[BaselineRun] = []
     for _ in range(repeats):
         footages.append(run_footage(path, settings_for))
-        baselines.append(run_baseline(path, detector))
+        baselines.append(run_baseline(path, models.detector, models.embedders.clip))
     other_cores = meter.other_cores()
     footage = min(footages, key=lambda run: run.wall_s)
     baseline = min(baselines, key=lambda run: run.wall_s)
@@ -544,6 +552,7 @@ def report(
             "static_check_s",
             "skip_nonref_frames",
             "onnx_threads",
+            "embed_threads",
             "embed_images",
             "embed_text",
             "clip_model",
@@ -703,7 +712,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[ClipResult] = []
     for clip, path in clips:
         progress.print(f"[dim]measuring {clip.label} ...[/dim]")
-        results.append(measure(clip, path, settings_for, models.detector, args.repeat))
+        results.append(measure(clip, path, settings_for, models, args.repeat))
     facts = RunFacts(
         repeats=args.repeat,
         runtime_s=time.perf_counter() - began,

@@ -220,6 +220,14 @@ def _text(model: str, models_dir: Path | None) -> TextEmbedder | EmbedderUnavail
 _loading = threading.Lock()
 
 
+def use_threads(threads: int) -> None:
+    """torch's intra-op threads for this process (0: leave torch's default, one per core)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def load_clip(settings: Settings) -> ClipEmbedder:
     """The process's CLIP model; raises EmbedderUnavailable (remembered: tried only once)."""
     with _loading:

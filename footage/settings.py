@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(
         60.0, gt=0.0, le=3600.0, description="OpenAI backend: a request is given up after this."
     )
+    embed_threads: int = Field(
+        1,
+        ge=0,
+        description="torch threads for the embedding models in ingest; 0: torch decides (one "
+        "per core, which on 2 shared cores made CLIP several times slower).",
+    )
 
     # -- the service (footage serve) ----------------------------------------------------
     api_url: str | None = Field(

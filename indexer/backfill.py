@@ -1,81 +1,79 @@
-"""`footage index embed`: vectors for footage ingested before a model was available."""
+"""`footage index embed`: vectors for footage ingested before a model was available.
+
+Each batch is read in one short transaction, embedded with none open, and written in
+another: a long CLIP run holds no lock on the catalog.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, or_, select
 
 from footage.catalog import Embedding, Segment, VectorKind
 from footage.db import Catalog
-from indexer.vectors import VectorWriter, load_rgb
+from indexer.embed import Embedders, embed_sources
+from indexer.vectors import VectorWriter, segments_lacking, tracks_lacking
 
 _BATCH = 128
 
+Progress = Callable[[int, int], None]  # (segments done, segments in all)
 
-def _missing(kind: str, model: str):  # type: ignore[no-untyped-def]
-    return ~exists().where(
-        Embedding.segment_id == Segment.id, Embedding.kind == kind, Embedding.model == model
-    )
+
+def _kinds(embedders: Embedders, kinds: tuple[str, str]) -> list[tuple[str, str]]:
+    """(kind, model) of the loaded models, text first."""
+    text_kind, image_kind = kinds
+    out = []
+    if embedders.text is not None:
+        out.append((text_kind, embedders.text.name))
+    if embedders.clip is not None:
+        out.append((image_kind, embedders.clip.name))
+    return out
 
 
 def backfill(
-    catalog: Catalog, writer: VectorWriter, progress: Callable[[int, int], None] | None = None
+    catalog: Catalog, embedders: Embedders, media_dir: Path, progress: Progress | None = None
 ) -> int:
     """Embeds every segment and track that lacks a vector of the loaded models."""
-    conditions = []
-    if writer.text is not None:
-        conditions.append(_missing(VectorKind.SEGMENT_TEXT, writer.text.name))
-    if writer.clip is not None:
-        conditions.append(_missing(VectorKind.SEGMENT_IMAGE, writer.clip.name))
+    writer = VectorWriter()
+    kinds = _kinds(embedders, (VectorKind.SEGMENT_TEXT, VectorKind.SEGMENT_IMAGE))
     written = 0
-    if conditions:
-        from sqlalchemy import or_
-
-        todo = select(Segment).where(or_(*conditions)).order_by(Segment.id)
-        with catalog.unit_of_work() as session:
-            total = session.scalar(select(func.count()).select_from(todo.subquery())) or 0
-        done, last = 0, 0
+    if kinds:
+        total = _segments_lacking_any(catalog, kinds)
+        done = last = 0
         while True:
             with catalog.unit_of_work() as session:
-                batch = list(session.scalars(todo.where(Segment.id > last).limit(_BATCH)))
-                if not batch:
-                    break
-                last = batch[-1].id
-                written += _segments(session, writer, batch)
-            done += len(batch)
+                batch = segments_lacking(session, kinds, last, _BATCH)
+            if batch is None:
+                break
+            last = batch.last_id
+            vectors = [
+                vector
+                for (kind, _), sources in batch.sources.items()
+                for vector in embed_sources(embedders, kind, sources, media_dir)
+            ]
+            with catalog.unit_of_work() as session:
+                written += writer.write(session, vectors)
+            done += batch.size
             if progress:
                 progress(done, total)
+    for kind, model in _kinds(embedders, (VectorKind.OBJECT_TEXT, VectorKind.OBJECT_IMAGE)):
+        with catalog.unit_of_work() as session:
+            sources = tracks_lacking(session, kind, model)
+        vectors = embed_sources(embedders, kind, sources, media_dir)
+        with catalog.unit_of_work() as session:
+            written += writer.write(session, vectors)
+    return written
+
+
+def _segments_lacking_any(catalog: Catalog, kinds: list[tuple[str, str]]) -> int:
+    lacking = [
+        ~exists().where(
+            Embedding.segment_id == Segment.id, Embedding.kind == kind, Embedding.model == model
+        )
+        for kind, model in kinds
+    ]
     with catalog.unit_of_work() as session:
-        written += writer.tracks(session)
-    return written
-
-
-def _segments(session, writer: VectorWriter, batch: list[Segment]) -> int:  # type: ignore[no-untyped-def]
-    """Only the missing kinds: a segment may have its text vector but not its image one."""
-    have = {
-        (seg_id, kind, model)
-        for seg_id, kind, model in session.execute(
-            select(Embedding.segment_id, Embedding.kind, Embedding.model).where(
-                Embedding.segment_id.in_([s.id for s in batch])
-            )
-        )
-    }
-    text, clip = writer.text, writer.clip
-    need_text = [
-        s for s in batch if text and (s.id, VectorKind.SEGMENT_TEXT, text.name) not in have
-    ]
-    need_image = [
-        s for s in batch if clip and (s.id, VectorKind.SEGMENT_IMAGE, clip.name) not in have
-    ]
-    written = 0
-    if need_text:
-        written += VectorWriter(None, text, writer.media_dir).segments(
-            session, need_text, [None] * len(need_text)
-        )
-    if need_image:
-        frames = [
-            load_rgb(writer.media_dir / s.thumbnail) if s.thumbnail else None for s in need_image
-        ]
-        written += VectorWriter(clip, None, writer.media_dir).segments(session, need_image, frames)
-    return written
+        query = select(func.count()).select_from(Segment).where(or_(*lacking))
+        return session.scalar(query) or 0

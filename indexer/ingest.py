@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from footage.catalog import Camera, Video, VideoStatus
+from footage.catalog import Camera, VectorKind, Video, VideoStatus
 from footage.db import Catalog
 from footage.names import camera_name
 from footage.settings import Settings
@@ -41,6 +41,7 @@ from indexer.claims import (
 )
 from indexer.decode import FrameSampler, probe
 from indexer.detectors import Detector, DetectorUnavailable, load_detector
+from indexer.embed import Embedders, SegmentEmbedder, embed_sources
 from indexer.errors import VideoUnreadable
 from indexer.files import (
     FileState,
@@ -51,8 +52,8 @@ from indexer.files import (
 )
 from indexer.pipeline import AnalysisPolicy, VideoAnalysis
 from indexer.store import SegmentWriter
-from indexer.values import VideoInfo
-from indexer.vectors import VectorWriter
+from indexer.values import OwnedVector, VideoInfo
+from indexer.vectors import VectorWriter, owned, segment_owner, tracks_lacking
 
 log = logging.getLogger(__name__)
 
@@ -186,19 +187,19 @@ class Ingestor:
         catalog: Catalog,
         settings: Settings,
         detector: Detector | None = None,
-        vectors: VectorWriter | None = None,
+        embedders: Embedders | None = None,
     ):
         self.catalog = catalog
         self.settings = settings
         self._detector = detector
-        self._vectors = vectors
+        self._embedders = embedders
         self.notices: list[str] = []  # what is switched off, said once per process
 
     @property
-    def vectors(self) -> VectorWriter:
-        if self._vectors is None:
-            self._vectors = make_vector_writer(self.settings, self.notices)
-        return self._vectors
+    def embedders(self) -> Embedders:
+        if self._embedders is None:
+            self._embedders = make_embedders(self.settings, self.notices)
+        return self._embedders
 
     @property
     def detector(self) -> Detector:
@@ -356,15 +357,17 @@ class Ingestor:
             sample_fps=settings.sample_fps,
         )
         writer = SegmentWriter(video, started_at, settings.media_dir)
+        vector_writer = VectorWriter()
+        embedding = SegmentEmbedder(self.embedders, still_threshold=settings.motion_threshold)
         total = info.declared_duration_s or 0.0
         segments = 0
-        vectors = self.vectors
-        for result in analysis:
+        for embedded in embedding(analysis):  # vectors are computed before the transaction
+            result = embedded.result
             beat.check()
             with self.catalog.unit_of_work() as session:
                 claims.renew(session, claim, progress_s=result.end_s)
                 segment = writer.write(session, result)
-                vectors.segments(session, [segment], [result.thumbnail])
+                vector_writer.write(session, owned(segment_owner(segment), embedded.vectors))
             segments += 1
             if progress:
                 progress(result.end_s, max(total, result.end_s))
@@ -372,9 +375,10 @@ class Ingestor:
             self._fail(claims, claim, path, "the file changed while it was ingested; redoing it")
             return _Changed()
         truncated = truncation(info, sampler.duration_s)
+        track_vectors = self._track_vectors(claim.video_id)
         with self.catalog.unit_of_work() as session:
             claims.renew(session, claim)
-            vectors.tracks(session, claim.video_id)
+            vector_writer.write(session, track_vectors)
             claims.release(
                 session,
                 claim,
@@ -394,6 +398,21 @@ class Ingestor:
         return IngestOutcome(
             path, status, message, claim.video_id, sampler.duration_s, segments, source
         )
+
+    def _track_vectors(self, video_id: int) -> list[OwnedVector]:
+        """The video's track vectors (best crops, sentences), computed with no transaction
+        open; only this ingest writes the video's tracks, so what is read stays true."""
+        embedders, out = self.embedders, []
+        for kind, model in (
+            (VectorKind.OBJECT_TEXT, embedders.text),
+            (VectorKind.OBJECT_IMAGE, embedders.clip),
+        ):
+            if model is None:
+                continue
+            with self.catalog.unit_of_work() as session:
+                sources = tracks_lacking(session, kind, model.name, video_id)
+            out += embed_sources(embedders, kind, sources, self.settings.media_dir)
+        return out
 
     def _fail(self, claims: Claims, claim: Claim, path: Path, reason: str) -> IngestOutcome:
         try:
@@ -446,9 +465,14 @@ def _not_ours(path: Path, other: Busy | AlreadyDone | None) -> IngestOutcome:
     return IngestOutcome(path, IngestStatus.SKIPPED, "already handled by another task")
 
 
-def make_vector_writer(settings: Settings, notices: list[str]) -> VectorWriter:
-    """Embedders that can be loaded here; each one that cannot is named in `notices`."""
-    from footage.embedding import EmbedderUnavailable, load_clip, load_text
+def make_embedders(settings: Settings, notices: list[str]) -> Embedders:
+    """Embedders that can be loaded here; each one that cannot is named in `notices`.
+
+    torch runs them on `embed_threads` threads: on 2 cores, with onnxruntime's detector in
+    the same process and other work on the machine, 2 torch threads made one CLIP image
+    4-7x slower than 1 (bench/README.md).
+    """
+    from footage.embedding import EmbedderUnavailable, load_clip, load_text, use_threads
 
     clip = text = None
     if settings.embed_images:
@@ -461,7 +485,9 @@ def make_vector_writer(settings: Settings, notices: list[str]) -> VectorWriter:
             text = load_text(settings)
         except EmbedderUnavailable as exc:
             notices.append(f"description similarity is off: {exc}")
-    return VectorWriter(clip, text, settings.media_dir)
+    if clip is not None or text is not None:
+        use_threads(settings.embed_threads)
+    return Embedders(clip, text)
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

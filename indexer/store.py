@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
 from footage.catalog import Detection, Embedding, Segment, Track, Video
-from indexer.values import Image, SegmentResult
+from indexer.values import Image, SegmentResult, TrackSighting
 
 
 def save_jpeg(media_dir: Path, relative: str, image: Image) -> str:
@@ -46,16 +46,27 @@ class SegmentWriter:
         return self.started_at + timedelta(seconds=seconds)
 
     def write(self, session: Session, result: SegmentResult) -> Segment:
+        """The segment's row, its tracks merged, its detections; flushed, so ids are set."""
+        segment = self._segment(result)
+        session.add(segment)
+        for sighting in result.sightings:
+            self._merge_track(session, sighting)
+        session.flush()
+        rows = self._detection_rows(segment.id, result)
+        if rows:
+            session.execute(insert(Detection), rows)
+        return segment
+
+    def _segment(self, result: SegmentResult) -> Segment:
         video = self.video
-        folder = f"{video.id}"
         thumb = None
         if result.thumbnail is not None:
             thumb = save_jpeg(
                 self.media_dir,
-                f"{folder}/segment_{round(result.start_s * 1000):010d}.jpg",
+                f"{video.id}/segment_{round(result.start_s * 1000):010d}.jpg",
                 result.thumbnail,
             )
-        segment = Segment(
+        return Segment(
             video_id=video.id,
             camera_id=video.camera_id,
             start_at=self._at(result.start_s),
@@ -69,46 +80,55 @@ class SegmentWriter:
             keyframe_s=result.thumbnail_s,
             description=result.description,
         )
-        session.add(segment)
-        for sighting in result.sightings:
-            crop_path = None
-            if sighting.best_crop is not None and sighting.best_crop.size:
-                crop_path = save_jpeg(
-                    self.media_dir, f"{folder}/track_{sighting.track_no}.jpg", sighting.best_crop
-                )
-            track_id = self.track_ids.get(sighting.track_no)
-            if track_id is None:
-                track = Track(
-                    video_id=video.id,
-                    camera_id=video.camera_id,
-                    track_no=sighting.track_no,
-                    label=sighting.label,
-                    first_at=self._at(sighting.first_s),
-                    last_at=self._at(sighting.last_s),
-                    first_s=sighting.first_s,
-                    last_s=sighting.last_s,
-                    detections=sighting.count,
-                    best_confidence=sighting.best_confidence,
-                    color=sighting.color,
-                    crop=crop_path,
-                    best_s=sighting.best_s,
-                )
-                session.add(track)
-                session.flush()
-                self.track_ids[sighting.track_no] = track.id
-            else:
-                track = session.get_one(Track, track_id)
-                track.last_at = self._at(sighting.last_s)
-                track.last_s = sighting.last_s
-                track.detections += sighting.count
-                track.best_confidence = max(track.best_confidence, sighting.best_confidence)
-                track.color = sighting.color
-                if crop_path:
-                    track.crop, track.best_s = crop_path, sighting.best_s
+
+    def _crop(self, sighting: TrackSighting) -> str | None:
+        """The track's best view so far as a JPEG, when this segment improved it."""
+        if sighting.best_crop is None or not sighting.best_crop.size:
+            return None
+        relative = f"{self.video.id}/track_{sighting.track_no}.jpg"
+        return save_jpeg(self.media_dir, relative, sighting.best_crop)
+
+    def _merge_track(self, session: Session, sighting: TrackSighting) -> None:
+        crop_path = self._crop(sighting)
+        track_id = self.track_ids.get(sighting.track_no)
+        if track_id is None:
+            self._new_track(session, sighting, crop_path)
+            return
+        track = session.get_one(Track, track_id)
+        track.last_at = self._at(sighting.last_s)
+        track.last_s = sighting.last_s
+        track.detections += sighting.count
+        track.best_confidence = max(track.best_confidence, sighting.best_confidence)
+        track.color = sighting.color
+        if crop_path:
+            track.crop, track.best_s = crop_path, sighting.best_s
+
+    def _new_track(self, session: Session, sighting: TrackSighting, crop_path: str | None) -> None:
+        video = self.video
+        track = Track(
+            video_id=video.id,
+            camera_id=video.camera_id,
+            track_no=sighting.track_no,
+            label=sighting.label,
+            first_at=self._at(sighting.first_s),
+            last_at=self._at(sighting.last_s),
+            first_s=sighting.first_s,
+            last_s=sighting.last_s,
+            detections=sighting.count,
+            best_confidence=sighting.best_confidence,
+            color=sighting.color,
+            crop=crop_path,
+            best_s=sighting.best_s,
+        )
+        session.add(track)
         session.flush()
-        rows = [
+        self.track_ids[sighting.track_no] = track.id
+
+    def _detection_rows(self, segment_id: int, result: SegmentResult) -> list[dict[str, object]]:
+        video = self.video
+        return [
             {
-                "segment_id": segment.id,
+                "segment_id": segment_id,
                 "video_id": video.id,
                 "camera_id": video.camera_id,
                 "track_id": self.track_ids.get(no) if no >= 0 else None,
@@ -132,6 +152,3 @@ class SegmentWriter:
                 strict=True,
             )
         ]
-        if rows:
-            session.execute(insert(Detection), rows)
-        return segment

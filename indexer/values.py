@@ -115,3 +115,47 @@ class SegmentResult:
     thumbnail: Image | None
     thumbnail_s: float
     description: str
+
+
+@dataclass(frozen=True)
+class VectorValue:
+    """One vector, computed before any transaction opens; `kind` is a `VectorKind`."""
+
+    kind: str
+    model: str
+    at_s: float  # the second of the video the vector shows
+    vector: FloatArray  # unit length
+
+
+@dataclass(frozen=True)
+class EmbeddedSegment:
+    """A segment's analysis and the vectors of its keyframe and description."""
+
+    result: SegmentResult
+    vectors: tuple[VectorValue, ...]
+
+
+@dataclass(frozen=True)
+class VectorOwner:
+    """The catalog rows a vector belongs to (a segment, and for object vectors a track)."""
+
+    segment_id: int
+    video_id: int
+    camera_id: int
+    track_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OwnedVector:
+    owner: VectorOwner
+    value: VectorValue
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    """What one stored segment's or track's vector is made from, as read from the catalog."""
+
+    owner: VectorOwner
+    at_s: float
+    text: str  # a description or a track's one-line sentence
+    image: str | None  # a thumbnail or best crop, relative to the media folder

@@ -20,7 +20,7 @@ from footage.catalog import Embedding, Segment, VectorKind
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.backfill import backfill
-from indexer.ingest import Ingestor, IngestRequest, make_vector_writer
+from indexer.ingest import Ingestor, IngestRequest, make_embedders
 from search.planner import Searcher
 from search.query import Filters, SearchRequest
 from tests.conftest import clip, make_settings
@@ -149,10 +149,10 @@ def test_backfill_embeds_footage_ingested_without_models(tmp_path: Path, onnx_sp
     full = bare.model_copy(
         update={"embed_text": True, "embed_images": True, "clip_pretrained": "none"}
     )
-    written = backfill(catalog, make_vector_writer(full, []))
+    written = backfill(catalog, make_embedders(full, []), full.media_dir)
     counts = _counts(catalog)
     assert written == sum(counts.values())
     assert counts[VectorKind.SEGMENT_TEXT] == counts[VectorKind.SEGMENT_IMAGE] == 4
-    assert backfill(catalog, make_vector_writer(full, [])) == 0  # nothing left to do
+    assert backfill(catalog, make_embedders(full, []), full.media_dir) == 0  # nothing left to do
     assert Searcher(catalog, full).search(SearchRequest(text="people", limit=1)).results
     catalog.dispose()

@@ -157,7 +157,7 @@ def ingest(
     except DetectorUnavailable as exc:
         err.print(f"[red]Detector unavailable:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from exc
-    _ = ingestor.vectors
+    _ = ingestor.embedders
     for notice in ingestor.notices:
         err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
     failed = 0
@@ -623,14 +623,14 @@ def index_status() -> None:
 def index_embed() -> None:
     """Compute the vectors that are missing (footage ingested before a model was available)."""
     from indexer.backfill import backfill
-    from indexer.ingest import make_vector_writer
+    from indexer.ingest import make_embedders
 
     settings = _settings()
     notices: list[str] = []
-    writer = make_vector_writer(settings, notices)
+    embedders = make_embedders(settings, notices)
     for notice in notices:
         err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
-    if writer.clip is None and writer.text is None:
+    if not embedders.any:
         raise typer.Exit(2)
     from footage.db import Catalog
 
@@ -644,7 +644,10 @@ def index_embed() -> None:
     ) as bar:
         task = bar.add_task("embed", total=None)
         written = backfill(
-            catalog, writer, lambda done, total: bar.update(task, completed=done, total=total)
+            catalog,
+            embedders,
+            settings.media_dir,
+            lambda done, total: bar.update(task, completed=done, total=total),
         )
     out.print(f"{written} vectors written")
     catalog.dispose()
