@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from footage.errors import Unavailable
+from footage.models import ModelForm, locate_model
 from footage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,8 @@ class ClipEmbedder:
             log.warning(
                 "open_clip %s has random weights: image similarity is meaningless", model_name
             )
-        elif models_dir is not None and (models_dir / pretrained).is_file():
-            source = str(models_dir / pretrained)
+        elif (local := locate_model(pretrained, models_dir, ModelForm.FILE)) is not None:
+            source = str(local)
         with _holding_model_logs() as held:
             try:
                 model, _, preprocess = open_clip.create_model_and_transforms(
@@ -180,10 +181,8 @@ class TextEmbedder:
 
 
 def _local_text_model(model_name: str, models_dir: Path | None) -> str:
-    if Path(model_name).is_dir():
-        return model_name
-    if models_dir is not None and (models_dir / model_name).is_dir():
-        return str(models_dir / model_name)
+    if (local := locate_model(model_name, models_dir, ModelForm.FOLDER)) is not None:
+        return str(local)
     short = model_name.split("/")[-1]
     package = "gt_" + short.lower().replace("-", "_")
     if importlib.util.find_spec(package) is not None:

@@ -578,3 +578,19 @@ def test_doctor_never_prints_a_password(
     assert "Traceback" not in run.output
     said = " ".join(run.stdout.split())
     assert ":***@127.0.0.1" in said and "redis://:***@127.0.0.1" in said, run.stdout
+
+
+def test_one_rule_locates_every_model_file(tmp_path: Path) -> None:
+    from footage.models import ModelForm, locate_model
+
+    models = tmp_path / "models"
+    (models / "minilm").mkdir(parents=True)
+    (models / "yolo.pt").write_bytes(b"x")
+    given = tmp_path / "given.onnx"
+    given.write_bytes(b"x")
+    assert locate_model(given, models, ModelForm.FILE) == given  # a path as given wins
+    assert locate_model("/elsewhere/yolo.pt", models, ModelForm.FILE) == models / "yolo.pt"
+    assert locate_model("yolo.pt", None, ModelForm.FILE) is None  # no folder: not here
+    assert locate_model("minilm", models, ModelForm.FOLDER) == models / "minilm"
+    assert locate_model("minilm", models, ModelForm.FILE) is None  # a folder is not a file
+    assert locate_model("missing.gguf", models, ModelForm.FILE) is None

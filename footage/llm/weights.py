@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from footage.llm.base import LLMUnavailable
+from footage.models import ModelForm, locate_model
 from footage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,10 +113,11 @@ def resolve_gguf(settings: Settings, progress: Progress | None = None) -> Path:
     Raises LLMUnavailable saying what to install or set when it cannot be had.
     """
     if is_gguf_path(settings.llm_model):
-        path = Path(settings.llm_model).expanduser()
-        if not path.is_file():
+        path = locate_model(settings.llm_model, settings.models_dir, ModelForm.FILE)
+        if path is None:
             raise LLMUnavailable(
-                f"FOOTAGE_LLM_MODEL names '{settings.llm_model}', which is not a file. Set it to "
+                f"FOOTAGE_LLM_MODEL names '{settings.llm_model}', which is not a file (nor one in "
+                "FOOTAGE_MODELS_DIR). Set it to "
                 f"the path of a .gguf model, or to one of {', '.join(sorted(SPLIT_MODELS))} "
                 "(shipped as Python packages), or set FOOTAGE_LLM_BACKEND=openai or none."
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from footage.models import ModelForm, locate_model
 from footage.settings import Settings
 from indexer.detectors.base import Detector, DetectorUnavailable
 
@@ -18,9 +19,7 @@ def _build(
     if backend == "onnx":
         from indexer.detectors.onnx_spec import OnnxDetector, OnnxSpec
 
-        path = Path(target).expanduser()
-        if not path.is_file() and models_dir is not None and (models_dir / path.name).is_file():
-            path = models_dir / path.name
+        path = locate_model(target, models_dir, ModelForm.FILE) or Path(target).expanduser()
         return OnnxDetector(
             OnnxSpec.load(path), threshold=threshold, nms_iou=nms_iou, threads=threads
         )

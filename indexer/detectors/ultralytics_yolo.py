@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from ultralytics.engine.results import Results
 
+from footage.models import ModelForm, locate_model
 from indexer.detectors.base import DetectorUnavailable, clip_boxes
 from indexer.values import Detections, Image
 
@@ -19,13 +20,9 @@ DEFAULT_THRESHOLD = 0.25
 
 
 def resolve_weights(target: str, models_dir: Path | None) -> str:
-    """A local file wins: the target itself, then FOOTAGE_MODELS_DIR; else a hub name."""
-    path = Path(target).expanduser()
-    if path.is_file():
-        return str(path)
-    if models_dir is not None and (models_dir / path.name).is_file():
-        return str(models_dir / path.name)
-    return target
+    """A local file wins (footage.models.locate_model); else a hub name."""
+    local = locate_model(target, models_dir, ModelForm.FILE)
+    return str(local) if local is not None else target
 
 
 class UltralyticsDetector:
