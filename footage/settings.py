@@ -189,8 +189,10 @@ class Settings(BaseSettings):
     @classmethod
     def _detector_has_backend(cls, value: str) -> str:
         backend, _, target = value.partition(":")
-        if backend not in {"ultralytics", "onnx"} or not target:
-            raise ValueError("detector must be 'ultralytics:WEIGHTS' or 'onnx:SPEC.json'")
+        if not backend or not target:  # which backends exist: indexer/detectors (a registry)
+            raise ValueError(
+                "detector must be 'BACKEND:TARGET', e.g. 'ultralytics:WEIGHTS' or 'onnx:SPEC.json'"
+            )
         return value
 
     @property

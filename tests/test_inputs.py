@@ -594,3 +594,25 @@ def test_one_rule_locates_every_model_file(tmp_path: Path) -> None:
     assert locate_model("minilm", models, ModelForm.FOLDER) == models / "minilm"
     assert locate_model("minilm", models, ModelForm.FILE) is None  # a folder is not a file
     assert locate_model("missing.gguf", models, ModelForm.FILE) is None
+
+
+def test_backends_are_chosen_by_name_and_unknown_names_say_what_exists() -> None:
+    from footage.backends import Backends, UnknownBackend
+    from footage.llm import LLMS
+    from indexer.detectors import DETECTORS, DetectorUnavailable, load_detector
+
+    assert DETECTORS.names == ("onnx", "ultralytics")
+    assert LLMS.names == ("local", "openai")
+    with pytest.raises(DetectorUnavailable, match="registered: onnx, ultralytics"):
+        load_detector(Settings(detector="tflite:model.tflite"))
+    ocr: Backends[str] = Backends("OCR", "FOOTAGE_OCR")
+
+    @ocr.register("echo")
+    def _echo(text: str) -> str:
+        return text
+
+    assert ocr.factory("echo")("plate AB-123") == "plate AB-123"
+    with pytest.raises(UnknownBackend, match="unknown OCR backend 'tesseract' in FOOTAGE_OCR"):
+        ocr.factory("tesseract")
+    with pytest.raises(RuntimeError, match="twice"):
+        ocr.register("echo")(_echo)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from footage.backends import Backends
 from footage.llm.base import (
     LLM,
     ChatMessage,
@@ -22,6 +23,7 @@ from footage.settings import Settings
 
 __all__ = [
     "LLM",
+    "LLMS",
     "ChatMessage",
     "GenerationStats",
     "LLMFailed",
@@ -69,13 +71,23 @@ def load_llm(settings: Settings, progress: Progress | None = None) -> LLM | None
         return _loaded[key]
 
 
+LLMS: Backends[LLM] = Backends("language model", "FOOTAGE_LLM_BACKEND")
+
+
 def _build(settings: Settings, progress: Progress | None) -> LLM:
-    if settings.llm_backend == "local":
-        from footage.llm.local import LocalLLM
+    return LLMS.factory(settings.llm_backend)(settings, progress)
 
-        gguf = resolve_gguf(settings, progress)
-        return LocalLLM(gguf, threads=settings.llm_threads, context=settings.llm_context)
 
+@LLMS.register("local")
+def _local(settings: Settings, progress: Progress | None) -> LLM:
+    from footage.llm.local import LocalLLM
+
+    gguf = resolve_gguf(settings, progress)
+    return LocalLLM(gguf, threads=settings.llm_threads, context=settings.llm_context)
+
+
+@LLMS.register("openai")
+def _openai(settings: Settings, progress: Progress | None) -> LLM:
     from footage.llm.openai_backend import OpenAILLM
 
     missing = [
