@@ -102,6 +102,8 @@ def _checks(settings: Settings) -> Iterator[Check]:
     ready, detail = describe_llm(settings)
     yield Check("answers (LLM)", ready, detail, required=False)
 
+    yield _service(settings)
+
     import torch
 
     gpu = torch.cuda.is_available()
@@ -111,3 +113,25 @@ def _checks(settings: Settings) -> Iterator[Check]:
         torch.cuda.get_device_name(0) if gpu else "none: models run on the CPU",
         required=False,
     )
+
+
+def _service(settings: Settings) -> Check:
+    """The warm service `footage search` asks when FOOTAGE_API_URL is set."""
+    if not settings.api_url:
+        return Check(
+            "service", False, "FOOTAGE_API_URL unset: search loads models itself", required=False
+        )
+    import httpx
+
+    where = mask_url(settings.api_url)
+    try:
+        reply = httpx.get(f"{settings.api_url.rstrip('/')}/health", timeout=5)
+        state = reply.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return Check("service", False, f"{where} unreachable ({type(exc).__name__}): footage serve")
+    parts = ", ".join(
+        f"{name} {part['state']}"
+        for name, part in state.items()
+        if isinstance(part, dict) and "state" in part and name != "catalog"
+    )
+    return Check("service", reply.status_code == 200, f"{where}: {state.get('status')} ({parts})")
