@@ -227,6 +227,41 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
         catalog.dispose()
 
 
+def test_tab_queries_are_cached_until_an_ingest_moves(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ui.console import videos_tab
+
+    reads: list[int] = []
+    real = videos_tab.video_table
+
+    def counted(catalog: Catalog) -> Any:
+        reads.append(1)
+        return real(catalog)
+
+    monkeypatch.setattr(videos_tab, "video_table", counted)
+    at = _start()
+    at.run()  # any click runs the page again: nothing changed, nothing read again
+    assert len(reads) == 1
+    catalog = Catalog(env)
+    stamp = shared.catalog_stamp(catalog)
+    with catalog.unit_of_work() as session:
+        video = session.scalars(select(Video).order_by(Video.id)).first()
+        assert video is not None
+        saved = (video.id, video.progress_s)
+        session.execute(
+            update(Video).where(Video.id == video.id).values(progress_s=video.progress_s + 1)
+        )
+    try:
+        assert shared.catalog_stamp(catalog) != stamp, "an ingest that moves changes the stamp"
+        at.run()
+        assert len(reads) == 2, "and the tab reads the catalog again"
+    finally:
+        with catalog.unit_of_work() as session:
+            session.execute(update(Video).where(Video.id == saved[0]).values(progress_s=saved[1]))
+        catalog.dispose()
+
+
 def test_times_from_the_file_date_are_marked(env: Settings) -> None:
     catalog = Catalog(env)
     with catalog.unit_of_work() as session:

@@ -19,7 +19,7 @@ from footage.settings import Settings
 from search.query import Filters
 from ui.console.ask_tab import ask_tab
 from ui.console.search_tab import search_tab
-from ui.console.shared import Choices, choices, local_moment
+from ui.console.shared import Choices, cached_choices, catalog_stamp, local_moment
 from ui.console.sql_tab import sql_tab
 from ui.console.timeline_tab import timeline_tab
 from ui.console.videos_tab import videos_tab
@@ -31,11 +31,6 @@ st.set_page_config(page_title="footage", page_icon=":material/videocam:", layout
 def services() -> tuple[Settings, Catalog]:
     settings = Settings()
     return settings, Catalog(settings)
-
-
-@st.cache_data(ttl=30, show_spinner=False)
-def cached_choices(_catalog: Catalog, url: str) -> Choices:
-    return choices(_catalog)
 
 
 def when_input(title: str, default: datetime | None, at: time) -> datetime | None:
@@ -83,7 +78,8 @@ def main() -> None:
     except ValidationError as exc:
         st.error(f"Invalid FOOTAGE_* setting: {mask_secrets(str(exc))}")
         st.stop()
-    options = cached_choices(catalog, catalog.url)
+    stamp = catalog_stamp(catalog)  # once per run: the key of every cached tab query
+    options = cached_choices(catalog, stamp)
     filters, limit = sidebar_filters(options)
     st.title("footage")
     search, ask, videos, timeline, sql = st.tabs(["Search", "Ask", "Videos", "Timeline", "SQL"])
@@ -92,9 +88,9 @@ def main() -> None:
     with ask:
         ask_tab(catalog, settings)
     with videos:
-        videos_tab(catalog)
+        videos_tab(catalog, stamp)
     with timeline:
-        timeline_tab(catalog, settings, options.cameras)
+        timeline_tab(catalog, settings, options.cameras, stamp)
     with sql:
         sql_tab(settings)
 

@@ -1,5 +1,6 @@
-"""What more than one console tab uses: the one Searcher per process, the catalog's filter
-choices, local times, a video's facts and the player that opens a moment at its second.
+"""What more than one console tab uses: the one Searcher per process, the catalog stamp
+that cached tab queries are keyed on, the catalog's filter choices, local times, a video's
+facts and the player that opens a moment at its second.
 
 Everything the console shows comes from the catalog (ORM reads, or read-only SQL over the
 views) or from the Searcher; the tabs only shape it into tables, charts and clips. Files
@@ -34,6 +35,37 @@ def searcher(_catalog: Catalog, _settings: Settings) -> Searcher:
     return Searcher(_catalog, _settings)
 
 
+# Streamlit runs the whole page again on every click, every tab included: the read-only tab
+# queries are cached (st.cache_data), keyed on the catalog's stamp so they read again as soon
+# as an ingest moves, and at least every QUERY_TTL_S (a lease that runs out changes nothing
+# in the catalog). Each entry is a copy per key, so few are kept.
+QUERY_TTL_S = 10
+QUERY_MAX_ENTRIES = 16
+
+Stamp = tuple[str, ...]
+
+
+def catalog_stamp(catalog: Catalog) -> Stamp:
+    """The catalog and the state of its ingest queue, in one small query per page run: it
+    changes when a video is added, removed, progresses (its detections with it), finishes or
+    fails, so it tells cached tab queries when to read again."""
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                Video.status,
+                func.count(),
+                func.max(Video.id),
+                func.sum(Video.progress_s),
+                func.max(Video.updated_at),
+                func.max(Video.lease_until),
+                func.max(Video.heartbeat_at),
+            )
+            .group_by(Video.status)
+            .order_by(Video.status)
+        ).all()
+    return (catalog.url, *(repr(tuple(row)) for row in rows))
+
+
 @dataclass(frozen=True)
 class Choices:
     """What the sidebar filters can offer: what the catalog actually holds."""
@@ -65,6 +97,11 @@ def choices(catalog: Catalog) -> Choices:
             aware(first),
             aware(last),
         )
+
+
+@st.cache_data(ttl=QUERY_TTL_S, max_entries=QUERY_MAX_ENTRIES, show_spinner=False)
+def cached_choices(_catalog: Catalog, stamp: Stamp) -> Choices:
+    return choices(_catalog)
 
 
 def aware(value: datetime | None) -> datetime | None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from footage.catalog import Camera, Detection
 from footage.db import Catalog
 from footage.settings import Settings
-from ui.console.shared import aware, local_moment
+from ui.console.shared import QUERY_MAX_ENTRIES, QUERY_TTL_S, Stamp, aware, local_moment
 
 TIMELINE_MAX_ROWS = 200_000
 
@@ -66,20 +66,34 @@ def timeline(catalog: Catalog, camera: str, day: date) -> tuple[pd.DataFrame, bo
     return per_minute.sort_values(columns[:2], ignore_index=True), truncated
 
 
-def timeline_tab(catalog: Catalog, settings: Settings, cameras: tuple[str, ...]) -> None:
+@st.cache_data(ttl=QUERY_TTL_S, max_entries=QUERY_MAX_ENTRIES, show_spinner=False)
+def cached_latest_day(_catalog: Catalog, stamp: Stamp, camera: str) -> date | None:
+    return latest_day(_catalog, camera)
+
+
+@st.cache_data(ttl=QUERY_TTL_S, max_entries=QUERY_MAX_ENTRIES, show_spinner=False)
+def cached_timeline(
+    _catalog: Catalog, stamp: Stamp, camera: str, day: date
+) -> tuple[pd.DataFrame, bool]:
+    return timeline(_catalog, camera, day)
+
+
+def timeline_tab(
+    catalog: Catalog, settings: Settings, cameras: tuple[str, ...], stamp: Stamp
+) -> None:
     if not cameras:
         st.info("No cameras yet.")
         return
     left, right = st.columns(2)
     camera = left.selectbox("Camera", cameras, key="timeline_camera")
-    latest = latest_day(catalog, camera)
+    latest = cached_latest_day(catalog, stamp, camera)
     if latest is None:
         st.info(f"No detections on {camera} yet.")
         return
     day = right.date_input("Day", latest, key=f"timeline_day_{camera}")
     if not isinstance(day, date):
         return
-    per_minute, truncated = timeline(catalog, camera, day)
+    per_minute, truncated = cached_timeline(catalog, stamp, camera, day)
     if per_minute.empty:
         st.info(f"No detections on {camera} on {day}.")
         return

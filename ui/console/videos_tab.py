@@ -11,7 +11,14 @@ import streamlit as st
 from footage.catalog import Video, VideoStatus
 from footage.db import Catalog
 from search.videos import activity, list_videos
-from ui.console.shared import FILE_DATE, from_file_date, local_time
+from ui.console.shared import (
+    FILE_DATE,
+    QUERY_MAX_ENTRIES,
+    QUERY_TTL_S,
+    Stamp,
+    from_file_date,
+    local_time,
+)
 
 
 def video_table(catalog: Catalog) -> pd.DataFrame:
@@ -40,6 +47,11 @@ def video_table(catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(items, columns=[*columns, "first frame at", "note", "path"])
 
 
+@st.cache_data(ttl=QUERY_TTL_S, max_entries=QUERY_MAX_ENTRIES, show_spinner=False)
+def cached_video_table(_catalog: Catalog, stamp: Stamp) -> pd.DataFrame:
+    return video_table(_catalog)
+
+
 def _first_frame_at(video: Video) -> str:
     if video.started_at is None:
         return "-"
@@ -47,8 +59,8 @@ def _first_frame_at(video: Video) -> str:
     return f"{when} ({FILE_DATE})" if from_file_date(video.start_source) else when
 
 
-def videos_tab(catalog: Catalog) -> None:
-    table = video_table(catalog)
+def videos_tab(catalog: Catalog, stamp: Stamp) -> None:
+    table = cached_video_table(catalog, stamp)
     if table.empty:
         st.info("No videos yet: `footage ingest VIDEO --camera NAME`.")
         return
