@@ -38,7 +38,7 @@ def searcher(_catalog: Catalog, _settings: Settings) -> Searcher:
 # Streamlit runs the whole page again on every click, every tab included: the read-only tab
 # queries are cached (st.cache_data), keyed on the catalog's stamp so they read again as soon
 # as an ingest moves, and at least every QUERY_TTL_S (a lease that runs out changes nothing
-# in the catalog). Each entry is a copy per key, so few are kept.
+# in the catalog). An entry holds a whole table, so few are kept.
 QUERY_TTL_S = 10
 QUERY_MAX_ENTRIES = 16
 
