@@ -1,4 +1,4 @@
-"""Driving the Streamlit console (ui/console.py) in this process, against a given catalog."""
+"""Driving the Streamlit console (ui/console/app.py) in this process, against a given catalog."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from footage.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-CONSOLE = REPO / "ui" / "console.py"
+CONSOLE = REPO / "ui" / "console" / "app.py"
 
 
 def use_catalog(indexed: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:

@@ -1,4 +1,4 @@
-"""The Streamlit console (ui/console.py) against a real catalog of two ingested clips."""
+"""The Streamlit console (ui/console/app.py) against a real catalog of two ingested clips."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from tests.console_app import CONSOLE, search, start, use_catalog  # noqa: E402
-from ui import console_parts  # noqa: E402
+from ui import media  # noqa: E402
+from ui.console import shared, timeline_tab  # noqa: E402
 
 STREET = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"  # MPEG-4 part 2: browsers cannot play it
 CAMPUS = "mot15_TUD-Campus_640x480_mpeg4.mp4"
@@ -90,12 +91,12 @@ def test_text_search_renders_cards_and_cuts_a_playable_clip(env: Settings) -> No
     # The excerpt opens a little before the result's best second, as the helper says.
     result = at.session_state["response"].results[street]
     catalog = Catalog(env)
-    facts = console_parts.video_facts(catalog, {result.video_id})[result.video_id]
+    facts = shared.video_facts(catalog, {result.video_id})[result.video_id]
     catalog.dispose()
-    begin, _ = console_parts.clip_window(result, facts.duration_s)
-    start = console_parts.play_from(result, facts.duration_s)
+    begin, _ = shared.clip_window(result, facts.duration_s)
+    start = shared.play_from(result, facts.duration_s)
     assert start <= result.at_s and players[0].proto.start_time == int(start - begin)
-    (cut,) = console_parts.excerpt_cache(env).root.glob("clip-*.mp4")
+    (cut,) = media.excerpt_cache(env).root.glob("clip-*.mp4")
 
     with av.open(str(cut)) as container:
         stream = container.streams.video[0]
@@ -126,9 +127,9 @@ def test_playback_starts_a_little_before_the_best_second(
     at_s: float, start_s: float, end_s: float, duration_s: float | None, expected: float
 ) -> None:
     result = _result(at_s, start_s, end_s)
-    start = console_parts.play_from(result, duration_s)
+    start = shared.play_from(result, duration_s)
     assert start == pytest.approx(expected)
-    begin, end = console_parts.clip_window(result, duration_s)
+    begin, end = shared.clip_window(result, duration_s)
     assert begin <= start < end, "an excerpt holds the second it starts at"
 
 
@@ -226,6 +227,41 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
         catalog.dispose()
 
 
+def test_tab_queries_are_cached_until_an_ingest_moves(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ui.console import videos_tab
+
+    reads: list[int] = []
+    real = videos_tab.video_table
+
+    def counted(catalog: Catalog) -> Any:
+        reads.append(1)
+        return real(catalog)
+
+    monkeypatch.setattr(videos_tab, "video_table", counted)
+    at = _start()
+    at.run()  # any click runs the page again: nothing changed, nothing read again
+    assert len(reads) == 1
+    catalog = Catalog(env)
+    stamp = shared.catalog_stamp(catalog)
+    with catalog.unit_of_work() as session:
+        video = session.scalars(select(Video).order_by(Video.id)).first()
+        assert video is not None
+        saved = (video.id, video.progress_s)
+        session.execute(
+            update(Video).where(Video.id == video.id).values(progress_s=video.progress_s + 1)
+        )
+    try:
+        assert shared.catalog_stamp(catalog) != stamp, "an ingest that moves changes the stamp"
+        at.run()
+        assert len(reads) == 2, "and the tab reads the catalog again"
+    finally:
+        with catalog.unit_of_work() as session:
+            session.execute(update(Video).where(Video.id == saved[0]).values(progress_s=saved[1]))
+        catalog.dispose()
+
+
 def test_times_from_the_file_date_are_marked(env: Settings) -> None:
     catalog = Catalog(env)
     with catalog.unit_of_work() as session:
@@ -260,9 +296,9 @@ def test_timeline_counts_every_detection_of_the_camera(env: Settings) -> None:
     at = _start()
     assert at.get("vega_lite_chart"), "the Timeline tab draws a chart"
     catalog = Catalog(env)
-    day = console_parts.latest_day(catalog, "street")
+    day = timeline_tab.latest_day(catalog, "street")
     assert day is not None
-    per_minute, truncated = console_parts.timeline(catalog, "street", day)
+    per_minute, truncated = timeline_tab.timeline(catalog, "street", day)
     with catalog.engine.connect() as conn:
         total = conn.execute(
             select(func.count())

@@ -1,4 +1,4 @@
-"""The console's Ask tab (ui/console_ask.py) against a catalog of one real ingested clip."""
+"""The console's Ask tab (ui/console/ask_tab.py) against a catalog of one real ingested clip."""
 
 from __future__ import annotations
 
@@ -214,14 +214,14 @@ def test_in_a_browser_an_answer_plays_its_clips_from_their_second(
         pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium (make setup does as root)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     from search.ask.answer import Asker, AskRequest
-    from ui import console_parts as parts
+    from ui.console import shared
 
     catalog = Catalog(indexed)
     expected = Asker(catalog, indexed, None).ask(AskRequest("when was a person on hall?"))
-    facts = parts.video_facts(catalog, {m.video_id for m in expected.considered})
+    facts = shared.video_facts(catalog, {m.video_id for m in expected.considered})
     catalog.dispose()
     seconds = sorted(
-        int(parts.play_from(m, facts[m.video_id].duration_s)) for m in expected.considered
+        int(shared.play_from(m, facts[m.video_id].duration_s)) for m in expected.considered
     )  # a little before each moment's best second
     assert seconds
 

@@ -29,7 +29,7 @@ pytest.importorskip("streamlit", reason="the console needs streamlit (pip instal
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from tests.console_app import running_console, search, start, use_catalog  # noqa: E402
-from ui import console_parts  # noqa: E402
+from ui import media  # noqa: E402
 from ui.private_cache import PrivateCache  # noqa: E402
 
 STREET = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"  # MPEG-4 part 2: played as an excerpt
@@ -78,7 +78,7 @@ def test_concurrent_cuts_of_one_clip_leave_one_valid_file(env: Settings) -> None
     def cut() -> None:
         barrier.wait()
         try:
-            names.append(console_parts.excerpt(env, video, 2.0, 6.0, 0.0))
+            names.append(media.excerpt(env, video, 2.0, 6.0, 0.0))
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
@@ -89,7 +89,7 @@ def test_concurrent_cuts_of_one_clip_leave_one_valid_file(env: Settings) -> None
         thread.join()
     assert not errors, errors
     (name,) = set(names)
-    cache = console_parts.excerpt_cache(env)
+    cache = media.excerpt_cache(env)
     assert sorted(p.name for p in cache.root.iterdir()) == sorted([".lock", name, f"{name}.sha256"])
     assert _frames(cache.root / name) > 0
     assert cache.read(name) == (cache.root / name).read_bytes()
@@ -104,8 +104,8 @@ def test_concurrent_cuts_of_one_clip_leave_one_valid_file(env: Settings) -> None
 def test_a_planted_or_damaged_excerpt_is_not_served_but_cut_again(
     env: Settings, tmp_path: Path, attack: str
 ) -> None:
-    cache = console_parts.excerpt_cache(env)
-    name = console_parts.excerpt(env, str(clip(STREET)), 0.0, 3.0, 0.0)
+    cache = media.excerpt_cache(env)
+    name = media.excerpt(env, str(clip(STREET)), 0.0, 3.0, 0.0)
     entry = cache.root / name
     good = entry.read_bytes()
     if attack == "replaced content":
@@ -124,13 +124,13 @@ def test_a_planted_or_damaged_excerpt_is_not_served_but_cut_again(
         (entry / "inside").mkdir(parents=True)
     assert cache.read(name) is None, "not served"
     assert not entry.exists() and not entry.is_symlink(), "and removed"
-    assert console_parts.excerpt(env, str(clip(STREET)), 0.0, 3.0, 0.0) == name
+    assert media.excerpt(env, str(clip(STREET)), 0.0, 3.0, 0.0) == name
     assert not entry.is_symlink() and _frames(entry) > 0
     assert cache.read(name) is not None
 
 
 def test_the_cache_cap_evicts_the_least_recently_used(tmp_path: Path, env: Settings) -> None:
-    assert console_parts.excerpt_cache(env).max_bytes == env.excerpt_cache_mb * 2**20
+    assert media.excerpt_cache(env).max_bytes == env.excerpt_cache_mb * 2**20
     sidecar = 64  # bytes of hex digest beside each entry
     cache = PrivateCache(tmp_path / "cache" / "excerpts", max_bytes=3 * (1000 + sidecar))
     for name in ("a", "b", "c"):

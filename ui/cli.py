@@ -686,7 +686,7 @@ CONSOLE_ADDRESS = "127.0.0.1"
 
 
 def console_command(port: int | None, settings: Settings | None = None) -> list[str]:
-    """The Streamlit command line that serves ui/console.py on this machine only.
+    """The Streamlit command line that serves ui/console/app.py on this machine only.
 
     The WebSocket answers only Hosts naming this machine (DNS rebinding), the agent API is
     off, and uploads are refused by the server above the example-image byte cap.
@@ -697,7 +697,7 @@ def console_command(port: int | None, settings: Settings | None = None) -> list[
         "-m",
         "streamlit",
         "run",
-        str(Path(__file__).with_name("console.py")),
+        str(Path(__file__).with_name("console") / "app.py"),
         "--server.headless",
         "true",
         "--server.address",

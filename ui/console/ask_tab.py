@@ -8,7 +8,6 @@ HTML: the question is shown with st.text, the rest is escaped first.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
@@ -22,10 +21,17 @@ from search.ask.answer import Answer, Asker, AskRequest
 from search.ask.evidence import Moment
 from search.ask.question import QUESTION_MAX_CHARS
 from search.planner import Searcher
-from ui import console_parts as parts
-
-# player(settings, moment, facts of its video, widget key prefix): ui/console.py's
-Player = Callable[[Settings, Moment, parts.VideoFacts, str], None]
+from ui.console.shared import (
+    FILE_DATE_NOTE,
+    VideoFacts,
+    from_file_date,
+    local_time,
+    play_from,
+    player,
+    searcher,
+    video_facts,
+)
+from ui.media import media_image
 
 # Markdown (and Streamlit's :color[...] / :emoji: / $math$) syntax, escaped to show literally.
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'])")
@@ -75,27 +81,23 @@ def asker(
 
 
 def span(moment: Moment) -> str:
-    return f"{parts.local_time(moment.start_at)} - {moment.end_at.astimezone():%H:%M:%S}"
+    return f"{local_time(moment.start_at)} - {moment.end_at.astimezone():%H:%M:%S}"
 
 
-def moment_card(
-    catalog: Catalog, settings: Settings, moment: Moment, player: Player, key: str
-) -> None:
+def moment_card(catalog: Catalog, settings: Settings, moment: Moment, key: str) -> None:
     with st.container(border=True):
         picture, clip = st.columns([2, 3])
         picture.markdown(f"**{literal(moment.camera)}** · {literal(span(moment))}")
-        keyframe = parts.media_image(settings, moment.thumbnail)
+        keyframe = media_image(settings, moment.thumbnail)
         if keyframe is not None:
             picture.image(keyframe, caption="segment keyframe")
         elif moment.thumbnail:
             picture.caption("(keyframe unavailable)")
-        facts = parts.video_facts(catalog, {moment.video_id}).get(
-            moment.video_id, parts.VideoFacts()
-        )
-        start = parts.play_from(moment, facts.duration_s)
+        facts = video_facts(catalog, {moment.video_id}).get(moment.video_id, VideoFacts())
+        start = play_from(moment, facts.duration_s)
         picture.caption(f"plays from {start:.1f} s of the file (best second {moment.at_s:.1f} s)")
-        if parts.from_file_date(facts.start_source):
-            picture.caption(parts.FILE_DATE_NOTE)
+        if from_file_date(facts.start_source):
+            picture.caption(FILE_DATE_NOTE)
         with clip:
             player(settings, moment, facts, key)
 
@@ -105,22 +107,20 @@ def evidence_only(answer: Answer) -> bool:
     return answer.found and answer.model is None and not answer.citations
 
 
-def show_answer(
-    catalog: Catalog, settings: Settings, answer: Answer, player: Player, key: str
-) -> None:
+def show_answer(catalog: Catalog, settings: Settings, answer: Answer, key: str) -> None:
     if answer.understood:
         st.caption(literal("Read from your question: " + "; ".join(answer.understood)))
     for note in answer.notes:
         st.caption(literal(f"Note: {note}"))
     for n, moment in enumerate(answer.citations):
-        moment_card(catalog, settings, moment, player, f"{key}c{n}-")
+        moment_card(catalog, settings, moment, f"{key}c{n}-")
     if evidence_only(answer):
         for n, moment in enumerate(answer.considered):
-            moment_card(catalog, settings, moment, player, f"{key}e{n}-")
+            moment_card(catalog, settings, moment, f"{key}e{n}-")
     elif answer.considered:
         with st.expander(f"Also considered ({len(answer.considered)} moments)"):
             for n, moment in enumerate(answer.considered):
-                moment_card(catalog, settings, moment, player, f"{key}a{n}-")
+                moment_card(catalog, settings, moment, f"{key}a{n}-")
 
 
 def answer_text(answer: Answer) -> str:
@@ -130,7 +130,7 @@ def answer_text(answer: Answer) -> str:
     return answer.answer
 
 
-def show_turn(catalog: Catalog, settings: Settings, turn: Turn, player: Player, key: str) -> None:
+def show_turn(catalog: Catalog, settings: Settings, turn: Turn, key: str) -> None:
     with st.chat_message("user"):
         st.text(turn.question)
     with st.chat_message("assistant"):
@@ -141,12 +141,10 @@ def show_turn(catalog: Catalog, settings: Settings, turn: Turn, player: Player, 
                 st.markdown(literal(answer_text(turn.answer)))
             else:
                 st.warning(literal(turn.answer.answer))
-            show_answer(catalog, settings, turn.answer, player, key)
+            show_answer(catalog, settings, turn.answer, key)
 
 
-def ask_now(
-    catalog: Catalog, settings: Settings, searcher: Searcher, llm: LLM | None, question: str
-) -> Turn:
+def ask_now(catalog: Catalog, settings: Settings, llm: LLM | None, question: str) -> Turn:
     """Answers `question` into the page as it streams; the turn to keep in the history."""
     with st.chat_message("user"):
         st.text(question)
@@ -161,7 +159,7 @@ def ask_now(
 
         try:
             with st.spinner("Looking through the footage..."):
-                answer = asker(catalog, settings, searcher, llm, id(llm)).ask(
+                answer = asker(catalog, settings, searcher(catalog, settings), llm, id(llm)).ask(
                     AskRequest(question), on_text=on_text
                 )
         except InvalidInput as exc:
@@ -174,7 +172,7 @@ def ask_now(
     return Turn(question, answer)
 
 
-def ask_tab(catalog: Catalog, settings: Settings, searcher: Searcher, player: Player) -> None:
+def ask_tab(catalog: Catalog, settings: Settings) -> None:
     llm, reason = model_or_reason(settings)
     if reason is not None and settings.llm_backend == "none":
         st.caption(reason)
@@ -182,7 +180,7 @@ def ask_tab(catalog: Catalog, settings: Settings, searcher: Searcher, player: Pl
         st.error(reason)
     history: list[Turn] = st.session_state.setdefault("ask_history", [])
     for n, turn in enumerate(history):
-        show_turn(catalog, settings, turn, player, f"ask{n}")
+        show_turn(catalog, settings, turn, f"ask{n}")
     question = st.chat_input(
         "Ask about the footage, e.g. when was a person at the door after 21:00?",
         key="ask_input",
@@ -198,5 +196,5 @@ def ask_tab(catalog: Catalog, settings: Settings, searcher: Searcher, player: Pl
             f"This question cannot be asked: {problem} (1 to {QUESTION_MAX_CHARS:,} characters)."
         )
         return
-    history.append(ask_now(catalog, settings, searcher, llm, question))
+    history.append(ask_now(catalog, settings, llm, question))
     st.rerun()  # drawn again from the history, with its clips

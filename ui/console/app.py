@@ -1,0 +1,98 @@
+"""The search console: `footage console` runs this script with Streamlit.
+
+Page, sidebar filters and the tabs' wiring only; each tab is a module of this package:
+Search (text, example image, more like this), Ask (a chat about the footage), Videos (the
+ingest queue), Timeline (detections per minute) and SQL (read-only, over the views).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import streamlit as st
+from pydantic import ValidationError
+
+from footage.db import Catalog
+from footage.errors import InvalidInput
+from footage.secrets import mask_secrets
+from footage.settings import Settings
+from search.query import Filters
+from ui.console.ask_tab import ask_tab
+from ui.console.search_tab import search_tab
+from ui.console.shared import Choices, cached_choices, catalog_stamp, local_moment
+from ui.console.sql_tab import sql_tab
+from ui.console.timeline_tab import timeline_tab
+from ui.console.videos_tab import videos_tab
+
+st.set_page_config(page_title="footage", page_icon=":material/videocam:", layout="wide")
+
+
+@st.cache_resource(show_spinner="Opening the catalog...")
+def services() -> tuple[Settings, Catalog]:
+    settings = Settings()
+    return settings, Catalog(settings)
+
+
+def when_input(title: str, default: datetime | None, at: time) -> datetime | None:
+    if not st.sidebar.checkbox(title, key=f"use_{title}"):
+        return None
+    left, right = st.sidebar.columns(2)
+    start = default.astimezone() if default else datetime.now().astimezone()
+    day = left.date_input(f"{title} day", start.date(), key=f"{title}_day")
+    clock = right.time_input(f"{title} time", at, key=f"{title}_time", step=60)
+    return local_moment(day, clock) if isinstance(day, date) else None
+
+
+def sidebar_filters(options: Choices) -> tuple[Filters | str, int]:
+    """The filters, or why they cannot be used (e.g. "From" after "Until")."""
+    side = st.sidebar
+    side.header("Filters")
+    cameras = side.multiselect("Cameras", options.cameras, key="cameras")
+    since = when_input("From", options.first_at, time(0, 0))
+    until = when_input("Until", options.last_at, time(23, 59))
+    side.caption(f"Times are in this machine's zone ({datetime.now().astimezone():%Z}).")
+    labels = side.multiselect("Objects seen", options.labels, key="labels")
+    color = side.selectbox("Colour", ["any", *options.colors], key="color")
+    min_count = side.number_input(
+        "At least this many at once", 1, 100, 1, key="min_count", help="Of each chosen object."
+    )
+    limit = side.number_input("Moments to show", 1, 100, 10, key="limit")
+    try:
+        filters = Filters(
+            cameras=tuple(cameras),
+            since=since,
+            until=until,
+            labels=tuple(labels),
+            color=None if color == "any" else color,
+            min_count=int(min_count),
+        )
+    except InvalidInput as exc:
+        side.error(str(exc))
+        return str(exc), int(limit)
+    return filters, int(limit)
+
+
+def main() -> None:
+    try:
+        settings, catalog = services()
+    except ValidationError as exc:
+        st.error(f"Invalid FOOTAGE_* setting: {mask_secrets(str(exc))}")
+        st.stop()
+    stamp = catalog_stamp(catalog)  # once per run: the key of every cached tab query
+    options = cached_choices(catalog, stamp)
+    filters, limit = sidebar_filters(options)
+    st.title("footage")
+    search, ask, videos, timeline, sql = st.tabs(["Search", "Ask", "Videos", "Timeline", "SQL"])
+    with search:
+        search_tab(catalog, settings, filters, limit)
+    with ask:
+        ask_tab(catalog, settings)
+    with videos:
+        videos_tab(catalog, stamp)
+    with timeline:
+        timeline_tab(catalog, settings, options.cameras, stamp)
+    with sql:
+        sql_tab(settings)
+
+
+main()
