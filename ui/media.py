@@ -10,7 +10,7 @@ import hashlib
 from fractions import Fraction
 from pathlib import Path
 
-from footage.errors import InvalidInput
+from footage.errors import InvalidInput, NotFound
 from footage.images import ImageLimits, decode_image, read_limited
 from footage.media import inside
 from footage.settings import Settings
@@ -132,4 +132,4 @@ def _cut(source: Path, begin: float, end: float, pts0: float, max_width: int, ou
             for packet in encoder.encode(None):
                 dst.mux(packet)
     if count == 0:
-        raise ValueError(f"no frames between {begin:.1f} s and {end:.1f} s of {source.name}")
+        raise NotFound(f"no frames between {begin:.1f} s and {end:.1f} s of {source.name}")

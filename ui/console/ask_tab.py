@@ -165,7 +165,7 @@ def ask_now(catalog: Catalog, settings: Settings, llm: LLM | None, question: str
         except InvalidInput as exc:
             placeholder.empty()
             return Turn(question, error=f"This question cannot be asked: {exc}")
-        except (FootageError, LookupError, ValueError, OSError) as exc:
+        except (FootageError, OSError) as exc:
             placeholder.empty()
             return Turn(question, error=f"Cannot answer: {mask_secrets(str(exc))}")
         placeholder.empty()

@@ -9,7 +9,6 @@ from typing import Any
 import streamlit as st
 
 from footage.db import Catalog
-from footage.embedding import EmbedderUnavailable
 from footage.errors import FootageError, InvalidInput
 from footage.settings import Settings
 from search.query import QUERY_MAX_CHARS, Filters, SearchRequest, SearchResponse, SearchResult
@@ -131,7 +130,7 @@ def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, lim
         return
     try:
         response = run_search(catalog, settings, request_for(query, filters, limit))
-    except (EmbedderUnavailable, FootageError, LookupError, ValueError) as exc:
+    except FootageError as exc:  # EmbedderUnavailable, InvalidInput, NotFound, ...
         st.error(f"Cannot search: {exc}")
         return
     for notice in response.notices:  # one quiet line each: the detail is in `footage doctor`

@@ -216,7 +216,7 @@ def player(
         with st.spinner("Cutting the clip..."):
             try:
                 name = excerpt(settings, result.video, begin, end, facts.first_pts_s)
-            except (OSError, ValueError, FootageError) as exc:  # FFmpegError is an OSError
+            except (OSError, FootageError) as exc:  # FFmpegError is an OSError
                 st.error(f"Cannot cut a clip: {exc}")
                 return
         clips[result.segment_id] = (name, begin)
