@@ -45,6 +45,7 @@ bench: setup
 	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m bench.ingest_bench
 	$(PY) -m bench.vector_bench
 	$(PY) -m bench.ask_llm_bench
+	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m bench.service_bench
 
 lint: setup
 	$(VENV)/bin/ruff check .

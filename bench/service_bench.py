@@ -1,0 +1,439 @@
+"""The warm service end to end: `footage serve` over HTTP on a synthetic catalog of 1M
+segments, the CLI with and without it, and the console's first page and first search.
+
+In one run:
+
+1. A synthetic catalog (SQLite, the embedded default) of N segments on 100 cameras, each
+   with a description vector in the text model's space (mixtures of real MiniLM phrase
+   vectors plus noise) and detections that make label filters pass 50% (person), 10%
+   (car), 1% (bicycle) and 0.01% (dog) of segments. Built once and kept in --data-dir.
+2. `footage serve` on it; its first start builds the IVF index (timed). Then per case
+   (unfiltered; cameras passing 50%, 10%, 1%; a window passing 0.01%; each label share)
+   --queries text queries over HTTP: p50/p95 end to end (client side) and of the vector
+   part (the service's Server-Timing "vectors" stage).
+3. The CLI's `footage search` wall time in-process (loads models and indexes each time:
+   the baseline) and through the service (FOOTAGE_API_URL), on two real clips and on the
+   synthetic catalog.
+4. The console (`footage console`, headless Chromium): first page, first search.
+
+    python -m bench.service_bench [--segments 1000000] [--queries 100] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from bench.contention import ContentionMeter
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", ROOT.parent / "shared"))
+DETECTOR = SHARED / "models" / "centernet_mb3_coco.json"
+CLIPS = {
+    "shop": SHARED / "footage" / "adith25_storefront-entrance-cctv-osd_640x360_h264_silent-aac.mp4",
+    "lobby": SHARED / "footage" / "intel_one-by-one-person_indoor-overhead_768x432_h264.mp4",
+}
+DEFAULT_OUTPUT = ROOT / "bench" / "results" / "service.json"
+CLI = [sys.executable, "-c", "from ui.cli import app; app(prog_name='footage')"]
+CAMERAS = 100
+SEGMENT_S = 10.0
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+LABEL_SHARES = {"person": 0.5, "car": 0.1, "bicycle": 0.01, "dog": 0.0001}
+PHRASES = [
+    "a white truck at the gate", "a person walking at night", "two people at the door",
+    "a red car parked", "someone on a bicycle", "a dog on the street", "an empty corridor",
+    "a man carrying a bag", "cars queueing at a crossing", "a delivery van stops",
+    "a woman in a black coat", "people crowd the entrance", "a cyclist passes quickly",
+    "headlights in the rain", "a forklift in the warehouse", "a child running",
+    "somebody loitering by the fence", "a bus at the stop", "an open gate", "rain on the lens",
+]  # fmt: skip
+QUERIES = [
+    "white van", "person at the door", "red car", "someone with a dog", "empty street",
+    "bicycle at night", "people walking", "truck leaving", "man in black", "car headlights",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    share: float  # of segments passing the filter
+    params: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Latency:
+    case: str
+    share: float
+    queries: int
+    p50_ms: float
+    p95_ms: float
+    vector_p50_ms: float
+    vector_p95_ms: float
+    results_mean: float
+
+
+# -- the synthetic catalog ------------------------------------------------------------------
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")}
+    return {
+        **keep,
+        "PYTHONPATH": str(ROOT),
+        "HF_HUB_OFFLINE": "1",
+        "FOOTAGE_DATA_DIR": str(data_dir),
+        "FOOTAGE_DETECTOR": f"onnx:{DETECTOR}",
+        "FOOTAGE_EMBED_IMAGES": "false",
+        "FOOTAGE_LLM_BACKEND": "none",
+        **extra,
+    }
+
+
+def _stamp(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def build_catalog(data_dir: Path, segments: int, console: Console) -> float:
+    """The synthetic catalog, written with sqlite3's executemany (seconds taken)."""
+    from footage.db import Catalog
+    from footage.embedding import load_text
+    from footage.settings import Settings
+
+    marker = data_dir / f"synthetic-{segments}.done"
+    if marker.is_file():
+        return 0.0
+    began = time.perf_counter()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "footage.db").unlink(missing_ok=True)
+    settings = Settings(data_dir=data_dir, embed_images=False, detector=f"onnx:{DETECTOR}")
+    Catalog(settings).dispose()  # the schema
+    text = load_text(settings)
+    concepts = text.embed_texts(PHRASES)
+    rng = np.random.default_rng(0)
+    per_camera = segments // CAMERAS
+    db = sqlite3.connect(data_dir / "footage.db")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=OFF")
+    now = _stamp(datetime.now(UTC))
+    db.executemany(
+        "INSERT INTO cameras (id, name, created_at) VALUES (?, ?, ?)",
+        [(c + 1, f"cam{c:03d}", now) for c in range(CAMERAS)],
+    )
+    db.executemany(
+        "INSERT INTO videos (id, camera_id, path, sha256, size_bytes, started_at, start_source,"
+        " duration_s, status, progress_s, created_at, updated_at, attempts)"
+        " VALUES (?, ?, ?, ?, 0, ?, 'given', ?, 'done', ?, ?, ?, 1)",
+        [
+            (
+                c + 1, c + 1, f"/synthetic/cam{c:03d}.mp4", f"{c:064x}", _stamp(T0),
+                per_camera * SEGMENT_S, per_camera * SEGMENT_S, now, now,
+            )
+            for c in range(CAMERAS)
+        ],
+    )  # fmt: skip
+    model = text.name
+    label_of = np.full(segments, "", dtype=object)
+    draw = rng.random(segments)
+    for label, share in sorted(LABEL_SHARES.items(), key=lambda kv: kv[1]):
+        label_of[(draw < share) & (label_of == "")] = label
+    # shares nest: every car segment is not a person one, so each label has its own share
+    sid = 0
+    for c in range(CAMERAS):
+        rows, vectors, detections = [], [], []
+        mix = rng.integers(0, len(PHRASES), (per_camera, 2))
+        weights = rng.random((per_camera, 1))
+        base = concepts[mix[:, 0]] * weights + concepts[mix[:, 1]] * (1 - weights)
+        base += rng.normal(0, 0.08, base.shape).astype(np.float32)
+        base /= np.linalg.norm(base, axis=1, keepdims=True)
+        for i in range(per_camera):
+            sid += 1
+            start = T0 + timedelta(seconds=i * SEGMENT_S)
+            rows.append((
+                sid, c + 1, c + 1, _stamp(start), _stamp(start + timedelta(seconds=SEGMENT_S)),
+                i * SEGMENT_S, (i + 1) * SEGMENT_S, 10, 0.01, 1,
+                f"Camera cam{c:03d}: {PHRASES[mix[i, 0]]}; {PHRASES[mix[i, 1]]}.",
+            ))  # fmt: skip
+            vectors.append((sid, "segment_text", model, sid, c + 1, c + 1, i * SEGMENT_S + 5,
+                            base.shape[1], base[i].astype(np.float32).tobytes()))  # fmt: skip
+            label = label_of[sid - 1]
+            if label:
+                detections.append((sid, c + 1, c + 1, _stamp(start), i * SEGMENT_S, label))
+        db.executemany(
+            "INSERT INTO segments (id, video_id, camera_id, start_at, end_at, start_s, end_s,"
+            " frames, motion, analysed, description) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        db.executemany(
+            "INSERT INTO embeddings (id, kind, model, segment_id, video_id, camera_id, at_s,"
+            " dim, vector) VALUES (?,?,?,?,?,?,?,?,?)",
+            vectors,
+        )
+        db.executemany(
+            "INSERT INTO detections (segment_id, video_id, camera_id, at, offset_s, label,"
+            " confidence, x1, y1, x2, y2) VALUES (?,?,?,?,?,?,0.9,0,0,10,10)",
+            detections,
+        )
+        if c % 10 == 9:
+            console.print(f"  catalog: {sid:,} of {segments:,} segments")
+    db.commit()
+    db.execute("ANALYZE")
+    db.close()
+    marker.touch()
+    return time.perf_counter() - began
+
+
+def cases(segments: int) -> list[Case]:
+    per_camera = segments // CAMERAS
+    window_s = max(SEGMENT_S, per_camera * SEGMENT_S * 0.01)  # 1% of one camera: 0.01%
+    since, until = T0, T0 + timedelta(seconds=window_s)
+    found = [Case("unfiltered", 1.0, ())]
+    for share in (0.5, 0.1, 0.01):
+        cams = tuple(("camera", f"cam{c:03d}") for c in range(int(CAMERAS * share)))
+        found.append(Case(f"cameras {share:.0%}", share, cams))
+    found.append(
+        Case(
+            "camera + window 0.01%",
+            window_s / SEGMENT_S / segments,
+            (("camera", "cam000"), ("since", since.isoformat()), ("until", until.isoformat())),
+        )
+    )
+    for label, share in LABEL_SHARES.items():
+        found.append(Case(f"label {label} {share:.2%}", share, (("label", label),)))
+    return found
+
+
+# -- the service -----------------------------------------------------------------------------
+@contextmanager
+def serving(data_dir: Path, port: int, log: Path) -> Iterator[tuple[str, float]]:
+    began = time.perf_counter()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port)],
+            env=_env(data_dir),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"footage serve ended: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield url, time.perf_counter() - began
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _vector_ms(header: str) -> float:
+    for part in header.split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name == "vectors":
+            return float(dur)
+    return float("nan")
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def measure(url: str, case: Case, queries: int) -> Latency:
+    total, vector, counts = [], [], []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        for i in range(queries + 2):
+            params = [("q", QUERIES[i % len(QUERIES)]), ("limit", "10"), *case.params]
+            began = time.perf_counter()
+            reply = http.get("/search", params=params)
+            took = (time.perf_counter() - began) * 1000
+            reply.raise_for_status()
+            if i < 2:
+                continue  # warm-up: first use of this filter's SQL plan and pages
+            total.append(took)
+            vector.append(_vector_ms(reply.headers.get("server-timing", "")))
+            counts.append(len(reply.json()))
+    return Latency(
+        case.name, case.share, queries, _pct(total, 50), _pct(total, 95),
+        _pct(vector, 50), _pct(vector, 95), statistics.mean(counts),
+    )  # fmt: skip
+
+
+# -- the CLI and the console -----------------------------------------------------------------
+def cli_seconds(data_dir: Path, runs: int, **env: str) -> list[float]:
+    found = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        done = subprocess.run(
+            [*CLI, "search", "white truck", "--json"],
+            env=_env(data_dir, **env),
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"footage search failed: {done.stderr[-1500:]}")
+        found.append(time.perf_counter() - began)
+    return found
+
+
+def real_catalog(data_dir: Path) -> None:
+    if (data_dir / "real.done").is_file():
+        return
+    for camera, path in CLIPS.items():
+        done = subprocess.run(
+            [*CLI, "ingest", str(path), "--camera", camera],
+            env=_env(data_dir),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"ingest of {path.name} failed: {done.stderr[-1500:]}")
+    (data_dir / "real.done").touch()
+
+
+def console_seconds(data_dir: Path, port: int, log: Path) -> dict[str, float] | str:
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.is_file():
+        return "skipped: /usr/bin/chromium missing"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return "skipped: playwright missing"
+    began = time.perf_counter()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [*CLI, "console", "--port", str(port)],
+            env=_env(data_dir),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(chromium), args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page()
+            while True:
+                try:
+                    page.goto(f"http://127.0.0.1:{port}", timeout=5_000)
+                    break
+                except Exception:
+                    if server.poll() is not None or time.perf_counter() - began > 300:
+                        return f"console did not start: {log.read_text()[-500:]}"
+                    time.sleep(0.3)
+            box = page.get_by_label("What are you looking for?")
+            box.wait_for(timeout=300_000)
+            first_page = time.perf_counter() - began
+            box.fill("person at the door")
+            asked = time.perf_counter()
+            page.get_by_role("button", name="Search").click()
+            page.get_by_text("relevant moments").first.wait_for(timeout=300_000)
+            first_search = time.perf_counter() - asked
+            browser.close()
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+    return {"first_page_s": round(first_page, 2), "first_search_s": round(first_search, 2)}
+
+
+# -- the run ---------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="100k segments, 30 queries")
+    parser.add_argument("--cli-runs", type=int, default=3)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/footage-bench-service"))
+    parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.segments, args.queries = 100_000, 30
+    console = Console()
+    meter = ContentionMeter()
+    synthetic = args.data_dir / f"synthetic-{args.segments}"
+    real = args.data_dir / "real"
+    report: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "segments": args.segments,
+    }
+    console.print(f"Building the synthetic catalog ({args.segments:,} segments)...")
+    report["catalog_build_s"] = round(build_catalog(synthetic, args.segments, console), 1)
+    console.print("Ingesting two real clips for the CLI and console timings...")
+    real_catalog(real)
+    with serving(synthetic, args.port, args.data_dir / "serve.log") as (url, ready_s):
+        report["service_ready_s"] = round(ready_s, 1)
+        report["health"] = httpx.get(f"{url}/health").json()
+        latencies = [measure(url, case, args.queries) for case in cases(args.segments)]
+    report["latency"] = [asdict(x) for x in latencies]
+    cli: dict[str, Any] = {}
+    for name, folder in (("real", real), ("synthetic", synthetic)):
+        cli[f"{name}_in_process_s"] = cli_seconds(folder, args.cli_runs)
+        with serving(folder, args.port + 1, args.data_dir / "serve-cli.log") as (url, _):
+            cli[f"{name}_by_service_s"] = cli_seconds(folder, args.cli_runs, FOOTAGE_API_URL=url)
+    report["cli"] = cli
+    report["console"] = console_seconds(real, args.port + 2, args.data_dir / "console.log")
+    others = meter.other_cores()
+    report["other_cores"] = None if others is None else round(others, 2)
+    show(console, report)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, default=str))
+    console.print(f"Written to {args.output}")
+
+
+def show(console: Console, report: dict[str, Any]) -> None:
+    table = Table(
+        "case", "passes", "p50 ms", "p95 ms", "vector p50", "vector p95", "results",
+        title=f"HTTP /search over {report['segments']:,} segments (100 cameras)",
+    )  # fmt: skip
+    for row in report["latency"]:
+        table.add_row(
+            row["case"], f"{row['share']:.2%}", f"{row['p50_ms']:.1f}", f"{row['p95_ms']:.1f}",
+            f"{row['vector_p50_ms']:.1f}", f"{row['vector_p95_ms']:.1f}",
+            f"{row['results_mean']:.1f}",
+        )  # fmt: skip
+    console.print(table)
+    worst_vector = max(r["vector_p95_ms"] for r in report["latency"])
+    worst_total = max(r["p95_ms"] for r in report["latency"])
+    console.print(
+        f"worst p95: vector part {worst_vector:.1f} ms (aim < 50), end to end "
+        f"{worst_total:.1f} ms (aim < 100); service ready in {report['service_ready_s']} s"
+    )
+    cli = report["cli"]
+    for name in ("real", "synthetic"):
+        here, there = min(cli[f"{name}_in_process_s"]), min(cli[f"{name}_by_service_s"])
+        console.print(
+            f"CLI search on the {name} catalog: in-process {here:.2f} s, through the service "
+            f"{there:.2f} s ({here / there:.1f}x); aim < 4 s and < 0.5 s"
+        )
+    console.print(f"console: {report['console']}")
+    others = report["other_cores"]
+    if others is not None and others > 0.1:
+        console.print(f"[yellow]Other processes kept {others:.2f} cores busy meanwhile.[/yellow]")
+
+
+if __name__ == "__main__":
+    main()
