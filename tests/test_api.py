@@ -102,6 +102,16 @@ def test_health_says_what_is_loaded(service: Service) -> None:
     assert health["image_model"] == {"state": "off", "detail": "FOOTAGE_EMBED_IMAGES is false"}
     assert "segment_text" in health["indexes"]["detail"]
     assert health["llm"]["state"] == "off"
+    spec = httpx.get(f"{service.url}/openapi.json").json()
+    assert {
+        "/search",
+        "/search/image",
+        "/videos",
+        "/sql",
+        "/ask",
+        "/media/videos/{video_id}",
+    } <= set(spec["paths"])
+    assert httpx.get(f"{service.url}/docs").status_code == 200
 
 
 @pytest.mark.parametrize(
