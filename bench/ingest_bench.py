@@ -551,6 +551,8 @@ def report(
             "skip_static_segments",
             "static_check_s",
             "skip_nonref_frames",
+            "still_keyframes_only",
+            "still_keyframes_max_gap_s",
             "onnx_threads",
             "embed_threads",
             "embed_images",

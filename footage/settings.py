@@ -179,6 +179,22 @@ class Settings(BaseSettings):
         120.0, gt=0.0, le=3600.0, description="The CLI gives up on the service after this."
     )
 
+    # -- decoding ------------------------------------------------------------------------
+    still_keyframes_only: bool = Field(
+        True,
+        description="While sampled frames show no motion (motion_threshold), decode keyframes "
+        "only, if they are at most still_keyframes_max_gap_s apart; a keyframe that differs "
+        "goes back to decoding everything from the previous one.",
+    )
+    still_keyframes_max_gap_s: float = Field(
+        1.0,
+        gt=0.0,
+        description="Keyframe-only decoding only where keyframes are at most this far apart "
+        "(and at most segment_seconds). Motion that starts and ends between two keyframes which "
+        "look alike is not seen: above 1/sample_fps this loses moments that 1 fps sampling sees "
+        "(bench/README.md has the figures).",
+    )
+
     @field_validator("api_token", "api_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

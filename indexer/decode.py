@@ -3,6 +3,9 @@
 Seeking per sample is ~9x slower here (each seek decodes from the previous keyframe), so the
 decoder runs straight through; non-reference frames are not decoded at all when the
 container has real timestamps, which halves the work on typical H.264 with B-frames.
+
+While the scene is still, the sampler may decode keyframes only (`still_keyframes`): see
+`FrameSampler` for when it does, and how it goes back without losing a sample.
 """
 
 from __future__ import annotations
@@ -88,11 +91,60 @@ def probe(path: Path) -> VideoInfo:
         )
 
 
+class _Reorder:
+    """Hands out decoded frames with presentation times rebuilt in presentation order.
+
+    Decoders emit frames in presentation order, but some containers (AVI with packed
+    B-frames) attach the timestamps in packet order. Handing out the smallest pending
+    timestamp to the oldest pending frame repairs that and is a no-op on sane files.
+    """
+
+    def __init__(self, time_base: float, step: float) -> None:
+        self.time_base = time_base
+        self.step = step
+        self.pending: deque[av.VideoFrame] = deque()
+        self.times: list[float] = []
+        self.last_time = -np.inf
+
+    def _emit(self) -> tuple[float, av.VideoFrame]:
+        t = heapq.heappop(self.times)
+        t = max(t, self.last_time + 1e-6)
+        self.last_time = t
+        return t, self.pending.popleft()
+
+    def push(self, frame: av.VideoFrame) -> Iterator[tuple[float, av.VideoFrame]]:
+        if frame.pts is not None and self.time_base:
+            t = frame.pts * self.time_base
+        else:
+            times, last = self.times, self.last_time
+            t = (max(times) if times else last if last > -np.inf else 0.0) + self.step
+        heapq.heappush(self.times, t)
+        self.pending.append(frame)
+        if len(self.pending) > _REORDER_DEPTH:
+            yield self._emit()
+
+    def drain(self) -> Iterator[tuple[float, av.VideoFrame]]:
+        while self.pending:
+            yield self._emit()
+
+
 class FrameSampler:
     """Yields frames at `sample_fps` (and the first frame of every segment) with true times.
 
     Afterwards `duration_s`, `first_pts_s`, `frames_decoded` and `warnings` describe the
     whole stream as actually decoded, whatever its header claimed.
+
+    With `still_keyframes` (and a container with real timestamps), once every sample since
+    the previous keyframe showed no motion (`motion < still_threshold`, the measure the
+    pipeline gates on) and keyframes are at most `still_max_gap_s` (and `segment_seconds`)
+    apart, the sampler decodes keyframes only: each keyframe is compared with the previous
+    one and, if still, is the next sample when one is due. The packets since the last still
+    keyframe are kept (compressed, at most one gap's worth). When a keyframe differs, when
+    no keyframe comes within the gap, or at the end of the file, those packets are decoded
+    normally from that keyframe on, so the moving stretch gets its samples at `sample_fps`
+    as with full decoding, and every segment keeps at least one sample. What this cannot
+    see: motion that starts and ends between two keyframes which look alike, which is why
+    the gap defaults to one sample period (bench/README.md: longer gaps lost a walker).
     """
 
     def __init__(
@@ -103,56 +155,82 @@ class FrameSampler:
         segment_seconds: float,
         skip_nonref: bool = True,
         motion: MotionMeter | None = None,
+        still_keyframes: bool = False,
+        still_threshold: float = 0.002,
+        still_max_gap_s: float = 1.0,
     ) -> None:
         self.path = path
         self.period = 1.0 / sample_fps
         self.segment_seconds = segment_seconds
         self.skip_nonref = skip_nonref
         self.motion = motion or MotionMeter()
+        self.still_keyframes = still_keyframes
+        self.still_threshold = still_threshold
+        # Keyframes farther apart than this (or than a segment) are never skipped between.
+        self.still_max_gap_s = min(still_max_gap_s, segment_seconds) + _SAMPLE_TOLERANCE_S
         self.duration_s = 0.0
         self.first_pts_s: float | None = None
         self.frames_decoded = 0
+        self.keyframes_alone = 0  # keyframes decoded on their own while the scene was still
+        self.replays = 0  # times keyframe-only decoding went back to decoding everything
         self.corrupt_packets = 0
         self.frame_step = 0.04
         self.warnings: list[str] = []
+        # sampling state
+        self._next_sample = 0.0
+        self._sampled_segment = -1
+        self._last_t: float | None = None
+        self._last_sample_t = -np.inf
+        self._still_since: float | None = None  # first sample of the current still run
+
+    # -- the sampling rule, shared by both ways of decoding ------------------------------
+
+    def _time(self, pts_s: float) -> float:
+        if self.first_pts_s is None:
+            self.first_pts_s = pts_s
+        return pts_s - self.first_pts_s
+
+    def _due(self, t: float) -> bool:
+        segment = int(t // self.segment_seconds)
+        # Every segment gets at least its first frame, whatever the sampling rate.
+        due = t + _SAMPLE_TOLERANCE_S >= self._next_sample or segment != self._sampled_segment
+        return due and t > self._last_sample_t
+
+    def _sample(self, t: float, image: Image, motion: float) -> SampledFrame:
+        self._sampled_segment = int(t // self.segment_seconds)
+        self._next_sample = (np.floor((t + _SAMPLE_TOLERANCE_S) / self.period) + 1) * self.period
+        self._last_sample_t = t
+        if motion >= self.still_threshold:
+            self._still_since = None
+        elif self._still_since is None:
+            self._still_since = t
+        return SampledFrame(t=t, image=image, motion=motion)
+
+    def _offer(self, pts_s: float, frame: av.VideoFrame) -> SampledFrame | None:
+        """A frame decoded in order: the next sample if one is due at its time."""
+        t = self._time(pts_s)
+        self._last_t = t if self._last_t is None else max(self._last_t, t)
+        self.frames_decoded += 1
+        if not self._due(t):
+            return None
+        image: Image = frame.to_ndarray(format="rgb24")  # type: ignore[assignment]
+        return self._sample(t, image, self.motion.update(image))
+
+    # -- plain decoding ------------------------------------------------------------------
 
     def _timed_frames(
         self, container: av.container.InputContainer
     ) -> Iterator[tuple[float, av.VideoFrame]]:
-        """Decoded frames with presentation times rebuilt in presentation order.
-
-        Decoders emit frames in presentation order, but some containers (AVI with packed
-        B-frames) attach the timestamps in packet order. Handing out the smallest pending
-        timestamp to the oldest pending frame repairs that and is a no-op on sane files.
-        """
+        """Decoded frames with presentation times rebuilt in presentation order."""
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if self.skip_nonref and container.format.name not in _NO_PTS_CONTAINERS:
-            stream.codec_context.skip_frame = "NONREF"
-        time_base = float(stream.time_base) if stream.time_base else 0.0
-        step = self.frame_step = self._nominal_step(stream)
-        pending: deque[av.VideoFrame] = deque()
-        times: list[float] = []
-        last_time = -np.inf
-
-        def emit() -> tuple[float, av.VideoFrame]:
-            nonlocal last_time
-            t = heapq.heappop(times)
-            t = max(t, last_time + 1e-6)
-            last_time = t
-            return t, pending.popleft()
-
+        reorder = self._reorder(stream)
         for frame in self._decode(container, stream):
-            if frame.pts is not None and time_base:
-                t = frame.pts * time_base
-            else:
-                t = (max(times) if times else last_time if last_time > -np.inf else 0.0) + step
-            heapq.heappush(times, t)
-            pending.append(frame)
-            if len(pending) > _REORDER_DEPTH:
-                yield emit()
-        while pending:
-            yield emit()
+            yield from reorder.push(frame)
+        yield from reorder.drain()
+
+    def _reorder(self, stream: av.VideoStream) -> _Reorder:
+        step = self.frame_step = self._nominal_step(stream)
+        return _Reorder(float(stream.time_base) if stream.time_base else 0.0, step)
 
     @staticmethod
     def _nominal_step(stream: av.VideoStream) -> float:
@@ -164,35 +242,141 @@ class FrameSampler:
     ) -> Iterator[av.VideoFrame]:
         try:
             for packet in container.demux(stream):
-                try:
-                    yield from packet.decode()
-                except av.error.InvalidDataError:
-                    self.corrupt_packets += 1
+                yield from self._decode_packet(packet)
         except av.error.FFmpegError as exc:
             self.warnings.append(f"stopped reading at a damaged part of the file: {exc}")
 
+    def _decode_packet(self, packet: av.Packet) -> list[av.VideoFrame]:
+        try:
+            return packet.decode()  # type: ignore[return-value]
+        except av.error.InvalidDataError:
+            self.corrupt_packets += 1
+            return []
+
+    # -- keyframes only while still ------------------------------------------------------
+
+    def _adaptive(
+        self, container: av.container.InputContainer, stream: av.VideoStream
+    ) -> Iterator[SampledFrame]:
+        ctx = stream.codec_context
+        normal = ctx.skip_frame
+        time_base = float(stream.time_base or 0)
+        reorder = self._reorder(stream)
+        kept: list[av.Packet] = []  # keyframes only: the packets from the last still keyframe
+        keys_only = False
+        anchor_s = 0.0  # keyframes only: pts of the last still keyframe
+        last_key_s: float | None = None
+
+        def drain() -> Iterator[SampledFrame]:
+            """Decode what the decoder holds, hand it out, and make it ready for a keyframe."""
+            nonlocal reorder
+            for frame in self._flush(ctx):
+                for pts_s, f in reorder.push(frame):
+                    if sample := self._offer(pts_s, f):
+                        yield sample
+            for pts_s, f in reorder.drain():
+                if sample := self._offer(pts_s, f):
+                    yield sample
+            reorder = self._reorder(stream)
+
+        def full(packet: av.Packet) -> Iterator[SampledFrame]:
+            for frame in self._decode_packet(packet):
+                for pts_s, f in reorder.push(frame):
+                    if sample := self._offer(pts_s, f):
+                        yield sample
+
+        def replay() -> Iterator[SampledFrame]:
+            nonlocal keys_only
+            keys_only = False
+            ctx.skip_frame = normal
+            self.replays += 1
+            for packet in kept:
+                yield from full(packet)
+            kept.clear()
+
+        def still_key(packet: av.Packet) -> Iterator[SampledFrame]:
+            """Decode a keyframe alone; keep decoding keyframes only while it shows no motion."""
+            nonlocal keys_only, anchor_s
+            ctx.skip_frame = "NONKEY"
+            try:
+                frames = ctx.decode(packet) + self._flush(ctx)
+            except av.error.InvalidDataError:
+                ctx.flush_buffers()
+                frames = []
+            if len(frames) == 1 and frames[0].pts is not None and packet.pts is not None:
+                t = self._time(frames[0].pts * time_base)
+                image: Image = frames[0].to_ndarray(format="rgb24")  # type: ignore[assignment]
+                motion, seen = self.motion.measure(image)
+                if motion < self.still_threshold and t > self._last_sample_t:
+                    self.keyframes_alone += 1
+                    self.frames_decoded += 1
+                    self._last_t = t if self._last_t is None else max(self._last_t, t)
+                    keys_only, anchor_s = True, packet.pts * time_base
+                    kept[:] = [packet]
+                    self.motion.keep(seen)  # the next keyframe is compared with this one
+                    if self._due(t):
+                        yield self._sample(t, image, motion)
+                    return
+            kept[:] = kept or [packet]
+            yield from replay()
+
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue  # the end; drained below
+                pts_s = packet.pts * time_base if packet.pts is not None else None
+                if keys_only:
+                    kept.append(packet)
+                    if packet.is_keyframe:
+                        last_key_s = pts_s
+                        yield from still_key(packet)
+                    elif pts_s is None or pts_s - anchor_s > self.still_max_gap_s:
+                        yield from replay()
+                    continue
+                if packet.is_keyframe and pts_s is not None:
+                    gap = pts_s - last_key_s if last_key_s is not None else np.inf
+                    previous_key_s, last_key_s = last_key_s, pts_s
+                    if gap <= self.still_max_gap_s and self._still_since is not None:
+                        yield from drain()  # the samples up to this keyframe, all of them
+                        still = self._still_since
+                        assert previous_key_s is not None and self.first_pts_s is not None
+                        if still is not None and still <= previous_key_s - self.first_pts_s:
+                            kept.clear()
+                            yield from still_key(packet)
+                            continue
+                yield from full(packet)
+            if keys_only:
+                yield from replay()  # the tail, so that the duration is the decoded one
+        except av.error.FFmpegError as exc:
+            self.warnings.append(f"stopped reading at a damaged part of the file: {exc}")
+        yield from drain()
+
+    def _flush(self, ctx: av.VideoCodecContext) -> list[av.VideoFrame]:
+        try:
+            frames: list[av.VideoFrame] = ctx.decode(None)  # type: ignore[assignment]
+        except av.error.InvalidDataError:
+            self.corrupt_packets += 1
+            frames = []
+        ctx.flush_buffers()
+        return frames
+
+    # -- the whole file ------------------------------------------------------------------
+
     def __iter__(self) -> Iterator[SampledFrame]:
-        next_sample = 0.0
-        sampled_segment = -1
-        last_t: float | None = None
         with _open(self.path) as container:
-            for pts_s, frame in self._timed_frames(container):
-                if self.first_pts_s is None:
-                    self.first_pts_s = pts_s
-                t = pts_s - self.first_pts_s
-                last_t = t
-                self.frames_decoded += 1
-                segment = int(t // self.segment_seconds)
-                # Every segment gets at least its first frame, whatever the sampling rate.
-                if t + _SAMPLE_TOLERANCE_S >= next_sample or segment != sampled_segment:
-                    sampled_segment = segment
-                    next_sample = (
-                        np.floor((t + _SAMPLE_TOLERANCE_S) / self.period) + 1
-                    ) * self.period
-                    image: Image = frame.to_ndarray(format="rgb24")  # type: ignore[assignment]
-                    yield SampledFrame(t=t, image=image, motion=self.motion.update(image))
-        if last_t is None:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            has_pts = container.format.name not in _NO_PTS_CONTAINERS
+            if self.skip_nonref and has_pts:
+                stream.codec_context.skip_frame = "NONREF"
+            if self.still_keyframes and has_pts and stream.time_base:
+                yield from self._adaptive(container, stream)
+            else:
+                for pts_s, frame in self._timed_frames(container):
+                    if sample := self._offer(pts_s, frame):
+                        yield sample
+        if self._last_t is None:
             raise VideoUnreadable("no decodable video frames in the file")
-        self.duration_s = last_t + self.frame_step
+        self.duration_s = self._last_t + self.frame_step
         if self.corrupt_packets:
             self.warnings.append(f"{self.corrupt_packets} damaged packet(s) skipped")

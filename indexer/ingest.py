@@ -347,6 +347,9 @@ class Ingestor:
             sample_fps=settings.sample_fps,
             segment_seconds=settings.segment_seconds,
             skip_nonref=settings.skip_nonref_frames,
+            still_keyframes=settings.still_keyframes_only,
+            still_threshold=settings.motion_threshold,
+            still_max_gap_s=settings.still_keyframes_max_gap_s,
         )
         analysis = VideoAnalysis(
             sampler,

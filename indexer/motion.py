@@ -39,6 +39,14 @@ class MotionMeter:
         self._previous: Glance | None = None
 
     def update(self, image: Image) -> float:
+        motion, seen = self.measure(image)
+        self.keep(seen)
+        return motion
+
+    def measure(self, image: Image) -> tuple[float, Glance]:
+        """The motion since the previous frame, without making this frame the previous one."""
         grey = glance(image)
-        previous, self._previous = self._previous, grey
-        return 0.0 if previous is None else changed_share(grey, previous)
+        return (0.0 if self._previous is None else changed_share(grey, self._previous)), grey
+
+    def keep(self, seen: Glance) -> None:
+        self._previous = seen

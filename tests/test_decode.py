@@ -80,3 +80,72 @@ def test_unreadable_files_raise_a_clear_error(tmp_path: Path, content: bytes) ->
     path.write_bytes(content)
     with pytest.raises(VideoUnreadable):
         probe(path)
+
+
+# -- keyframes only while the scene is still --------------------------------------------
+
+NIGHT = "rfmanz_night-IR-cctv-osd_960x1088_HEVC.mp4"  # still 3 min, a keyframe every 5 s
+WALKER = "ken2190_night-person-walking_1920x1080_h264.mp4"  # still 10 s, then a man walks
+ONE_BY_ONE = "intel_one-by-one-person_indoor-overhead_768x432_h264.mp4"  # 1 s keyframes
+THRESHOLD = 0.002
+
+
+def _sampled(name: str, *, keys: bool, gap: float = 1.0) -> tuple[FrameSampler, list]:
+    sampler = FrameSampler(
+        clip(name),
+        sample_fps=1.0,
+        segment_seconds=10.0,
+        still_keyframes=keys,
+        still_threshold=THRESHOLD,
+        still_max_gap_s=gap,
+    )
+    return sampler, list(sampler)
+
+
+def test_a_still_clip_decodes_keyframes_only_and_keeps_its_segments() -> None:
+    full, full_frames = _sampled(NIGHT, keys=False)
+    keys, key_frames = _sampled(NIGHT, keys=True, gap=10.0)
+    assert keys.frames_decoded < full.frames_decoded / 5  # 499 of 5,252 here
+    assert keys.keyframes_alone >= 30
+    assert keys.duration_s == full.duration_s
+    assert {int(f.t // 10) for f in key_frames} == {int(f.t // 10) for f in full_frames}
+    times = np.array([f.t for f in key_frames])
+    assert np.all(np.diff(times) > 0)
+    # a keyframe sample is the very frame full decoding gives at that time
+    by_time = {round(f.t, 6): f for f in full_frames}
+    common = [f for f in key_frames if round(f.t, 6) in by_time]
+    assert len(common) >= 10
+    for f in common:
+        assert np.array_equal(f.image, by_time[round(f.t, 6)].image)
+
+
+def test_motion_after_a_still_stretch_is_sampled_every_second() -> None:
+    """Indoor overhead camera: people walk in after still stretches (keyframe every 1 s)."""
+    full, full_frames = _sampled(ONE_BY_ONE, keys=False)
+    keys, key_frames = _sampled(ONE_BY_ONE, keys=True)
+    assert keys.keyframes_alone > 10 and keys.replays > 3  # it did switch, and back
+    assert keys.frames_decoded < full.frames_decoded
+    moving = [round(f.t, 6) for f in full_frames if f.motion >= THRESHOLD]
+    assert len(moving) > 20
+    kept = {round(f.t, 6): f for f in key_frames}
+    assert [t for t in moving if t not in kept] == []
+    # the first moving sample after each still stretch: same frame, still counted as motion
+    by_time = {round(f.t, 6): f for f in full_frames}
+    starts = [t for t, prev in zip(moving[1:], moving, strict=False) if t - prev > 1.5]
+    assert starts
+    for t in starts:
+        assert np.array_equal(kept[t].image, by_time[t].image)
+        assert kept[t].motion >= THRESHOLD
+    assert [f.t for f in key_frames] == pytest.approx([f.t for f in full_frames], abs=1e-6)
+
+
+def test_keyframes_far_apart_can_hide_a_walker_so_the_default_gap_is_one_second() -> None:
+    """Why keyframes 5 s apart are not skipped between by default: the man walking from
+    11 s to 14 s is not visible as motion between the keyframes at 10.0 s and 15.2 s."""
+    _, full_frames = _sampled(WALKER, keys=False)
+    moving = {round(f.t) for f in full_frames if f.motion >= THRESHOLD}
+    assert {11, 12, 13, 14} <= moving
+    _, default = _sampled(WALKER, keys=True)
+    assert [f.t for f in default] == [f.t for f in full_frames]
+    _, wide = _sampled(WALKER, keys=True, gap=10.0)
+    assert not {11, 12, 13, 14} & {round(f.t) for f in wide}
