@@ -86,7 +86,6 @@ def probe(path: Path) -> VideoInfo:
             height=ctx.height,
             fps=float(rate) if rate else 0.0,
             declared_duration_s=declared,
-            declared_frames=stream.frames or None,
             creation_time=_creation_time(container),
         )
 

@@ -22,7 +22,6 @@ class VideoInfo:
     height: int
     fps: float
     declared_duration_s: float | None
-    declared_frames: int | None
     creation_time: datetime | None
 
 
