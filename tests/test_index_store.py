@@ -171,3 +171,48 @@ def test_score_ids_is_exact(exact_max: int, candidates: int) -> None:
     order = np.argsort(-truth)[:10]
     assert found.tolist() == chosen[order].tolist()
     assert np.allclose(scores, truth[order], atol=1e-5)
+
+
+@pytest.mark.parametrize("exact_max", [10**6, 100])  # flat and IVF
+@pytest.mark.parametrize("gather_max", [10**6, 0])  # gathered, and bitmap selector
+def test_search_among_a_broad_filter_is_exact(exact_max: int, gather_max: int) -> None:
+    """A filter passing 30%: exactly brute force's top k among the passing vectors."""
+    from search.vector_index import IndexParams, VectorIndex
+
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(6000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 6001, dtype=np.int64) * 3  # sparse ids: the bitmap is by id
+    index = VectorIndex.build(ids, vectors, IndexParams(exact_max=exact_max, nprobe=1))
+    passing = rng.permutation(ids[rng.random(len(ids)) < 0.3])  # unordered, as SQL gives
+    for seed in range(5):
+        q = np.random.default_rng(seed).normal(size=16).astype(np.float32)
+        q /= np.linalg.norm(q)
+        truth = vectors[passing // 3 - 1] @ q
+        order = np.argsort(-truth)[:10]
+        scores, found, how = index.search_among(q, passing, 10, gather_max=gather_max)
+        assert how == "exact"
+        assert found.tolist() == passing[order].tolist()
+        assert np.allclose(scores, truth[order], atol=1e-5)
+
+
+def test_search_among_probes_fewer_lists_when_many_pass() -> None:
+    """Past `compare_max` passing vectors an IVF probes a share of its lists; what it
+    returns still passes the filter, and there are k of them."""
+    from search.vector_index import IndexParams, VectorIndex, among_nprobe
+
+    rng = np.random.default_rng(12)
+    vectors = rng.normal(size=(6000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 6001, dtype=np.int64)
+    index = VectorIndex.build(ids, vectors, IndexParams(exact_max=100, nlist=64, nprobe=4))
+    passing = ids[rng.random(len(ids)) < 0.5]
+    scores, found, how = index.search_among(
+        vectors[0], passing, 10, gather_max=0, compare_max=len(passing) // 4
+    )
+    assert how == "16 of 64 lists"
+    assert len(found) == 10 and np.isin(found, passing).all()
+    assert np.all(np.diff(scores) <= 0)
+    assert among_nprobe(4, 64, passing=100, compare_max=100) == 64  # few pass: every list
+    assert among_nprobe(4, 64, passing=10**6, compare_max=100) == 4  # never below nprobe
+    assert among_nprobe(256, 4000, passing=500_000, compare_max=200_000) == 1600
