@@ -22,7 +22,7 @@ from footage.embedding import EmbedderUnavailable, load_clip, load_text
 from footage.errors import NotFound
 from footage.images import CheckedImage, ImageLimits, load_image
 from footage.settings import Settings
-from search.filter_ids import passing_ids
+from search.filter_ids import PassingIds
 from search.index_store import IndexKey, IndexStore
 from search.moments import Hit, Ranked, build_results
 from search.query import SearchRequest, SearchResponse
@@ -45,6 +45,7 @@ class Searcher:
         self.catalog = catalog
         self.settings = settings
         self.indexes = IndexStore(catalog, settings)
+        self.passing = PassingIds()
         self.notices: list[str] = []
         self.strategies: list[str] = []
 
@@ -125,10 +126,12 @@ class Searcher:
             scores, ids = index.search(q, depth)
             self.strategies.append(f"{kind}: nearest {depth}")
         else:
-            # One query gives the passing ids (their number is the count); the index then
-            # searches among them once: exact when few pass, a bitmap selector when many.
+            # One query gives the passing ids (their number is the count; kept while the
+            # kind's vectors are unchanged); the index then searches among them once:
+            # exact when few pass, a bitmap selector when many.
+            state = self.indexes.state(IndexKey(kind, model))
             with self.catalog.engine.connect() as conn:
-                passing = passing_ids(conn, filters, kind, model)
+                passing = self.passing.get(conn, filters, kind, model, state)
             scores, ids, how = index.search_among(
                 q, passing, depth, gather_max=self.settings.selective_max
             )

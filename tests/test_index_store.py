@@ -216,3 +216,41 @@ def test_search_among_probes_fewer_lists_when_many_pass() -> None:
     assert among_nprobe(4, 64, passing=100, compare_max=100) == 64  # few pass: every list
     assert among_nprobe(4, 64, passing=10**6, compare_max=100) == 4  # never below nprobe
     assert among_nprobe(256, 4000, passing=500_000, compare_max=200_000) == 1600
+
+
+def test_filtered_ids_are_kept_until_the_vectors_change(
+    catalog: Catalog, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter's passing ids are asked once while the kind's vectors stay as they are;
+    new vectors and deleted ones (a re-ingest writes both) make the planner ask again."""
+    from search import filter_ids
+    from search.planner import Searcher
+    from search.query import Filters, SearchRequest
+
+    asked: list[int] = []
+    real = filter_ids.passing_ids
+
+    def counting(*args: object) -> np.ndarray:
+        asked.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filter_ids, "passing_ids", counting)
+    searcher = Searcher(catalog, settings.model_copy(update={"selective_max": 0}))
+    request = SearchRequest(text="unused", filters=Filters(cameras=("c",)))
+
+    def top(q: np.ndarray) -> list[int]:
+        return [h.segment_id for h in searcher.rank(request, KEY.kind, KEY.model, q, 3)]
+
+    first = _add(catalog, range(1, 41), seed=6)
+    assert top(first[5])[0] == 6
+    assert top(first[7])[0] == 8
+    assert len(asked) == 1  # the second search kept the first one's ids
+
+    new = _add(catalog, range(41, 61), seed=7)  # written after the ids were kept
+    assert top(new[0])[0] == 41
+    assert len(asked) == 2
+
+    with catalog.unit_of_work() as session:  # a re-ingest deletes what it wrote before
+        session.execute(delete(Embedding).where(Embedding.id <= 10))
+    assert 6 not in top(first[5])
+    assert len(asked) == 3
