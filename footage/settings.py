@@ -64,7 +64,7 @@ class Settings(BaseSettings):
         256, ge=1, description="IVF lists searched per query (recall 0.95 at 1M vectors)."
     )
     selective_max: int = Field(
-        2_000,
+        10_000,
         ge=0,
         description="Filters matching at most this many vectors have them gathered and scored "
         "exactly; above, the index is searched with a bitmap of them.",

@@ -25,9 +25,9 @@ IdArray = npt.NDArray[np.int64]
 ScoreArray = npt.NDArray[np.float32]
 # IVF indexes keep a hashtable from id to vector, so candidates can be scored exactly.
 _HASHTABLE = faiss.DirectMap.Hashtable  # type: ignore[attr-defined]
-# Up to this many ids, gather their vectors (~2.5 us each at 1M) rather than
-# walk every list with a bitmap (~5 ms at 1M whatever passes); bench/VECTOR.md.
-GATHER_MAX = 2_000
+# search_among: up to this many ids, gather their vectors and score them (~1 us each at 1M)
+# rather than walk every IVF list with a bitmap (5-10 ms at 1M, however few pass).
+GATHER_MAX = 10_000
 # search_among: passing vectors one filtered IVF search compares at most (beyond the
 # bitmap checks): ~30 ms on one core at 512-d; recall@10 0.99 at a 50% filter (VECTOR.md).
 COMPARE_MAX = 200_000
@@ -124,30 +124,20 @@ class VectorIndex:
         return self._search(q, k)
 
     def score_ids(self, q: np.ndarray, ids: IdArray, k: int) -> tuple[ScoreArray, IdArray]:
-        """Exact top-k among the given ids (those not in the index are ignored).
-
-        Few ids: gather their vectors and score them. Many: one exhaustive search with an
-        id selector, which costs about the same whatever the count (measured at 1M).
-        """
+        """Exact top-k among the given ids (those not in the index are ignored), by
+        gathering their vectors: for a few thousand ids (`search_among` chooses)."""
         ids = np.unique(np.asarray(ids, np.int64))
         pos = np.searchsorted(self.ids, ids).clip(0, max(len(self.ids) - 1, 0))
         ids = ids[self.ids[pos] == ids] if len(self.ids) else ids[:0]
         if not len(ids):
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        if len(ids) > GATHER_MAX:
-            selector = faiss.IDSelectorBatch(ids)
-            params: faiss.SearchParameters = (
-                faiss.SearchParametersIVF(sel=selector, nprobe=self.index.nlist)  # type: ignore[call-arg]
-                if isinstance(self.index, faiss.IndexIVF)
-                else faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
-            )
-            scores, found = self.index.search(
-                np.ascontiguousarray(q.reshape(1, -1), np.float32), min(k, len(ids)), params=params
-            )
-            keep = found[0] >= 0
-            return scores[0][keep], found[0][keep]
-        vectors = self.index.reconstruct_batch(ids)
-        scores = vectors @ np.asarray(q, np.float32).reshape(-1)
+        # In chunks of 1,000: faiss reconstructs a larger batch on all OpenMP threads, and
+        # one busy core then stalls it (8 ms for 1,001 vectors on a shared machine, against
+        # 0.2 ms); einsum, not `@`, for the same reason (BLAS threads).
+        vectors = np.concatenate(
+            [self.index.reconstruct_batch(ids[i : i + 1000]) for i in range(0, len(ids), 1000)]
+        )
+        scores = np.einsum("ij,j->i", vectors, np.asarray(q, np.float32).reshape(-1))
         top = np.argpartition(-scores, k)[:k] if len(scores) > k else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
         return scores[top].astype(np.float32), ids[top]

@@ -117,7 +117,7 @@ def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     catalog.dispose()
 
 
-# The default (selective_max 2,000) gathers the passing vectors of the narrow filters here
+# The default (selective_max 10,000) gathers the passing vectors of the narrow filters here
 # and searches the index with a bitmap of them for the broad ones; the three strategies
 # force one path each. An IVF index probes every list while at most
 # `COMPARE_MAX` (200,000) vectors pass, so all three are exact here.
