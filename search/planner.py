@@ -135,7 +135,11 @@ class Searcher:
             scores, ids, how = index.search_among(
                 q, passing, depth, gather_max=self.settings.selective_max
             )
-            self.strategies.append(f"{kind}: {len(passing)} filtered vectors, searched {how}")
+            self.strategies.append(
+                f"{kind}: exact over {len(passing)} filtered vectors"
+                if how == "exact"
+                else f"{kind}: {len(passing)} filtered vectors, {how}"
+            )
         return self._hits(kind, scores, ids, exclude)
 
     def _hits(
