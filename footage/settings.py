@@ -64,7 +64,10 @@ class Settings(BaseSettings):
         256, ge=1, description="IVF lists searched per query (recall 0.95 at 1M vectors)."
     )
     selective_max: int = Field(
-        100_000, ge=1, description="Filters matching at most this many vectors are scored exactly."
+        10_000,
+        ge=0,
+        description="Filters matching at most this many vectors have them gathered and scored "
+        "exactly; above, the index is searched with a bitmap of them.",
     )
     image_weight: float = Field(0.5, ge=0.0, le=1.0, description="Image view's share in fusion.")
     onnx_threads: int = Field(0, ge=0, description="0: onnxruntime decides.")

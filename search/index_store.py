@@ -131,6 +131,16 @@ class IndexStore:
             self._open[key] = (index, watermark)
             return index
 
+    def state(self, key: IndexKey) -> tuple[int, int] | None:
+        """(watermark, count) of the index `get` last returned for `key`: what the catalog's
+        vectors of that kind were then. New vectors raise the watermark; deleted ones change
+        the count. (SQLite may give a new row the id of a deleted newest row: then neither
+        changes, a blind spot this shares with `get`'s own staleness check.)"""
+        if key not in self._open:
+            return None
+        index, watermark = self._open[key]
+        return watermark, len(index)
+
     def _load(self, key: IndexKey) -> tuple[VectorIndex | None, int]:
         if key in self._open:
             index, watermark = self._open[key]

@@ -2,9 +2,9 @@
 
 Views: the description view (text model over segment descriptions and object lines) and
 the image view (CLIP over keyframes and object crops). Each view's scores are normalised
-over its candidates, then fused with `image_weight`. Filters become SQL: when few vectors
-pass, those are scored exactly; when many pass, the ANN index is searched deeper and
-deeper until enough hits pass (checked in SQL), so rare filters never lose results.
+over its candidates, then fused with `image_weight`. Filters become SQL that returns the
+passing vector ids; the index searches among those only (exactly when few pass, with an id
+bitmap when many do), so rare filters never lose results.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from footage.catalog import Embedding, Segment, VectorKind
 from footage.classes import detector_labels
@@ -24,7 +24,7 @@ from footage.embedding import EmbedderUnavailable, load_clip, load_text
 from footage.errors import NotFound
 from footage.images import CheckedImage, ImageLimits, load_image
 from footage.settings import Settings
-from search import filters as sql_filters
+from search.filter_ids import PassingIds
 from search.index_store import IndexKey, IndexStore
 from search.moments import Hit, Ranked, build_results
 from search.query import SearchRequest, SearchResponse
@@ -64,6 +64,7 @@ class Searcher:
         self.catalog = catalog
         self.settings = settings
         self.indexes = IndexStore(catalog, settings)
+        self.passing = PassingIds()  # thread-safe: the last filters' passing ids
 
     # -- query vectors ------------------------------------------------------------------
     def _views(self, request: SearchRequest, trace: _Trace) -> list[ViewQuery]:
@@ -149,35 +150,20 @@ class Searcher:
             scores, ids = index.search(q, depth)
             trace.strategies.append(f"{kind}: nearest {depth}")
         else:
-            candidates = sql_filters.embedding_ids(filters, kind, model)
+            # One query gives the passing ids (their number is the count; kept while the
+            # kind's vectors are unchanged); the index then searches among them once:
+            # exact when few pass, a bitmap selector when many.
+            state = self.indexes.state(IndexKey(kind, model))
             with self.catalog.engine.connect() as conn:
-                count = conn.execute(
-                    select(func.count()).select_from(candidates.subquery())
-                ).scalar_one()
-                if count <= self.settings.selective_max:
-                    ids_in = np.fromiter(conn.execute(candidates).scalars(), np.int64, count)
-                    scores, ids = index.score_ids(q, ids_in, depth)
-                    trace.strategies.append(f"{kind}: exact over {count} filtered vectors")
-                else:
-                    segment_filter = sql_filters.segment_ids(filters).scalar_subquery()
-
-                    def accept(found: np.ndarray) -> np.ndarray:
-                        allowed = set(
-                            conn.execute(
-                                select(Embedding.id).where(
-                                    Embedding.id.in_(found.tolist()),
-                                    Embedding.segment_id.in_(segment_filter),
-                                )
-                            ).scalars()
-                        )
-                        return np.array([int(i) in allowed for i in found], bool)
-
-                    scores, ids = index.search_filtered(
-                        q, depth, accept, share=count / max(len(index), 1)
-                    )
-                    trace.strategies.append(
-                        f"{kind}: deepening ANN, {count} vectors pass the filter"
-                    )
+                passing = self.passing.get(conn, filters, kind, model, state)
+            scores, ids, how = index.search_among(
+                q, passing, depth, gather_max=self.settings.selective_max
+            )
+            trace.strategies.append(
+                f"{kind}: exact over {len(passing)} filtered vectors"
+                if how == "exact"
+                else f"{kind}: {len(passing)} filtered vectors, {how}"
+            )
         return self._hits(kind, scores, ids, exclude)
 
     def _hits(

@@ -171,3 +171,86 @@ def test_score_ids_is_exact(exact_max: int, candidates: int) -> None:
     order = np.argsort(-truth)[:10]
     assert found.tolist() == chosen[order].tolist()
     assert np.allclose(scores, truth[order], atol=1e-5)
+
+
+@pytest.mark.parametrize("exact_max", [10**6, 100])  # flat and IVF
+@pytest.mark.parametrize("gather_max", [10**6, 0])  # gathered, and bitmap selector
+def test_search_among_a_broad_filter_is_exact(exact_max: int, gather_max: int) -> None:
+    """A filter passing 30%: exactly brute force's top k among the passing vectors."""
+    from search.vector_index import IndexParams, VectorIndex
+
+    rng = np.random.default_rng(11)
+    vectors = rng.normal(size=(6000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 6001, dtype=np.int64) * 3  # sparse ids: the bitmap is by id
+    index = VectorIndex.build(ids, vectors, IndexParams(exact_max=exact_max, nprobe=1))
+    passing = rng.permutation(ids[rng.random(len(ids)) < 0.3])  # unordered, as SQL gives
+    for seed in range(5):
+        q = np.random.default_rng(seed).normal(size=16).astype(np.float32)
+        q /= np.linalg.norm(q)
+        truth = vectors[passing // 3 - 1] @ q
+        order = np.argsort(-truth)[:10]
+        scores, found, how = index.search_among(q, passing, 10, gather_max=gather_max)
+        assert how == "exact"
+        assert found.tolist() == passing[order].tolist()
+        assert np.allclose(scores, truth[order], atol=1e-5)
+
+
+def test_search_among_probes_fewer_lists_when_many_pass() -> None:
+    """Past `compare_max` passing vectors an IVF probes a share of its lists; what it
+    returns still passes the filter, and there are k of them."""
+    from search.vector_index import IndexParams, VectorIndex, among_nprobe
+
+    rng = np.random.default_rng(12)
+    vectors = rng.normal(size=(6000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 6001, dtype=np.int64)
+    index = VectorIndex.build(ids, vectors, IndexParams(exact_max=100, nlist=64, nprobe=4))
+    passing = ids[rng.random(len(ids)) < 0.5]
+    scores, found, how = index.search_among(
+        vectors[0], passing, 10, gather_max=0, compare_max=len(passing) // 4
+    )
+    assert how == "16 of 64 lists"
+    assert len(found) == 10 and np.isin(found, passing).all()
+    assert np.all(np.diff(scores) <= 0)
+    assert among_nprobe(4, 64, passing=100, compare_max=100) == 64  # few pass: every list
+    assert among_nprobe(4, 64, passing=10**6, compare_max=100) == 4  # never below nprobe
+    assert among_nprobe(256, 4000, passing=500_000, compare_max=200_000) == 1600
+
+
+def test_filtered_ids_are_kept_until_the_vectors_change(
+    catalog: Catalog, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter's passing ids are asked once while the kind's vectors stay as they are;
+    new vectors and deleted ones (a re-ingest writes both) make the planner ask again."""
+    from search import filter_ids
+    from search.planner import Searcher
+    from search.query import Filters, SearchRequest
+
+    asked: list[int] = []
+    real = filter_ids.passing_ids
+
+    def counting(*args: object) -> np.ndarray:
+        asked.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(filter_ids, "passing_ids", counting)
+    searcher = Searcher(catalog, settings.model_copy(update={"selective_max": 0}))
+    request = SearchRequest(text="unused", filters=Filters(cameras=("c",)))
+
+    def top(q: np.ndarray) -> list[int]:
+        return [h.segment_id for h in searcher.rank(request, KEY.kind, KEY.model, q, 3)]
+
+    first = _add(catalog, range(1, 41), seed=6)
+    assert top(first[5])[0] == 6
+    assert top(first[7])[0] == 8
+    assert len(asked) == 1  # the second search kept the first one's ids
+
+    new = _add(catalog, range(41, 61), seed=7)  # written after the ids were kept
+    assert top(new[0])[0] == 41
+    assert len(asked) == 2
+
+    with catalog.unit_of_work() as session:  # a re-ingest deletes what it wrote before
+        session.execute(delete(Embedding).where(Embedding.id <= 10))
+    assert 6 not in top(first[5])
+    assert len(asked) == 3

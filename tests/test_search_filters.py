@@ -2,8 +2,8 @@
 
 A synthetic catalog (50 cameras, a month of segments, random unit vectors) on the real
 database; for random filters, the planner's answer must equal brute force over the
-segments that pass the filter, whichever strategy it picks (exact over SQL candidates,
-deepening ANN on a flat index, deepening ANN on an IVF index).
+segments that pass the filter, whichever path it takes (gathered candidates, a bitmap
+selector on a flat index, a bitmap selector over every list of an IVF index).
 """
 
 from __future__ import annotations
@@ -117,12 +117,14 @@ def world(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     catalog.dispose()
 
 
-# The default (selective_max 20,000) scores every filter here exactly over SQL candidates;
-# the other two force the broad-filter path to check that it loses nothing either.
+# The default (selective_max 10,000) gathers the passing vectors of the narrow filters here
+# and searches the index with a bitmap of them for the broad ones; the three strategies
+# force one path each. An IVF index probes every list while at most
+# `COMPARE_MAX` (200,000) vectors pass, so all three are exact here.
 STRATEGIES = {
-    "exact over SQL candidates": {"selective_max": 10**9},
-    "deepening ANN, flat index": {"selective_max": 1},
-    "deepening ANN, IVF index": {"selective_max": 1, "exact_index_max": 500, "ivf_nprobe": 64},
+    "exact over gathered candidates": {"selective_max": 10**9},
+    "bitmap selector, flat index": {"selective_max": 0},
+    "bitmap selector, IVF index": {"selective_max": 0, "exact_index_max": 500, "ivf_nprobe": 8},
 }
 
 
@@ -167,13 +169,24 @@ def test_filtered_results_are_exactly_the_best_inside_the_filter(
     found = [h.segment_id for h in hits]
     assert all(mask[s - 1] for s in found), "every result passes the filter"
     assert len(found) == min(k, len(inside)), "no result is lost to the filter"
-    if searcher.settings.exact_index_max >= len(world.segment_ids):
-        # Exact paths: exactly the best ones inside the filter, with their true scores.
-        assert found == expected.tolist()
+    # Every path is exact: exactly the best ones inside the filter, with their true scores.
+    assert found == expected.tolist()
+    assert np.allclose([h.score for h in hits], scores[expected - 1], atol=1e-5)
+
+
+def test_a_broad_filter_returns_the_best_inside_it(world: World, searcher: Searcher) -> None:
+    """15 of 50 cameras (30% of the vectors): brute force's top 10 among them, exactly."""
+    cameras = np.arange(0, CAMERAS, 3)[:15]
+    mask = np.isin(world.camera_of, cameras)
+    assert 0.25 < mask.mean() < 0.35
+    filters = Filters(cameras=tuple(f"cam{c}" for c in cameras))
+    for seed in range(5):
+        q = np.random.default_rng(100 + seed).normal(size=DIM).astype(np.float32)
+        q /= np.linalg.norm(q)
+        scores = world.vectors @ q
+        inside = np.flatnonzero(mask)
+        expected = world.segment_ids[inside[np.argsort(-scores[inside], kind="stable")[:10]]]
+        hits = searcher.rank(SearchRequest(text="unused", filters=filters), KIND, MODEL, q, 10)
+        assert [h.segment_id for h in hits] == expected.tolist()
         assert np.allclose([h.score for h in hits], scores[expected - 1], atol=1e-5)
-    else:
-        # IVF is approximate for broad filters, as for unfiltered queries; iid random vectors
-        # (no clusters) are its worst case. The property that matters: nothing is lost.
-        if len(expected):
-            recall = len(set(found) & set(expected.tolist())) / len(expected)
-            assert recall >= 0.6
+    assert searcher.strategies[-1] == f"{KIND}: exact over {int(mask.sum())} filtered vectors"
