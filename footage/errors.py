@@ -32,3 +32,11 @@ class QueryError(FootageError):
 class QueryRefused(QueryError):
     """A user's SQL query was not run, or was stopped, because it is not a read-only query
     (or the sandbox it must run in is not set up); the message says which and why."""
+
+
+class NoVectors(FootageError):
+    """Nothing of a kind has been embedded yet: there is no index to search for it."""
+
+
+class SnapshotUnusable(FootageError):
+    """A saved vector index is missing, partial or corrupt: it is rebuilt from the catalog."""

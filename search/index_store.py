@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 
 from footage.catalog import Embedding
 from footage.db import Catalog
+from footage.errors import NoVectors, SnapshotUnusable
 from footage.settings import Settings
 from search.vector_index import IndexParams, VectorIndex
 
@@ -49,6 +51,8 @@ class IndexStore:
         self.folder = settings.data_dir / "index"
         self.params = index_params(settings)
         self._open: dict[IndexKey, tuple[VectorIndex, int]] = {}
+        self._guards: dict[IndexKey, threading.RLock] = {}
+        self._guards_lock = threading.Lock()
 
     def path(self, key: IndexKey) -> Path:
         return self.folder / f"{key.slug}.faiss"
@@ -104,7 +108,7 @@ class IndexStore:
         chunks = list(self._rows(key, after=0))
         if not chunks:
             self.path(key).unlink(missing_ok=True)
-            raise LookupError(f"no {key.kind} vectors of {key.model} in the catalog")
+            raise NoVectors(f"no {key.kind} vectors of {key.model} in the catalog")
         ids = np.concatenate([c[0] for c in chunks])
         vectors = np.concatenate([c[1] for c in chunks])
         index = VectorIndex.build(ids, vectors, self.params)
@@ -115,8 +119,12 @@ class IndexStore:
         return index
 
     def get(self, key: IndexKey) -> VectorIndex:
-        """The index for `key`, caught up with the catalog (raises LookupError when empty)."""
-        with self._lock(key):
+        """The index for `key`, caught up with the catalog (raises NoVectors when empty).
+
+        Catching up adds to the open index in place: a thread that searches it holds
+        `searching(key)`, which keeps catch-up out meanwhile.
+        """
+        with self._guard(key), self._lock(key):
             index, watermark = self._load(key)
             if index is None:
                 return self._rebuild(key)
@@ -130,6 +138,18 @@ class IndexStore:
                 index.save(self.path(key), {"watermark": watermark, "count": len(index)})
             self._open[key] = (index, watermark)
             return index
+
+    def _guard(self, key: IndexKey) -> threading.RLock:
+        with self._guards_lock:
+            return self._guards.setdefault(key, threading.RLock())
+
+    @contextmanager
+    def searching(self, key: IndexKey) -> Iterator[None]:
+        """Held while a thread searches the index `get` returned: FAISS may not search an
+        index while vectors are added to it, and the service's threads share this store.
+        (One query already uses every core inside FAISS, so little is lost.)"""
+        with self._guard(key):
+            yield
 
     def state(self, key: IndexKey) -> tuple[int, int] | None:
         """(watermark, count) of the index `get` last returned for `key`: what the catalog's
@@ -148,7 +168,7 @@ class IndexStore:
             try:
                 index, meta = VectorIndex.load(self.path(key), self.params)
                 watermark = int(meta["watermark"])  # type: ignore[call-overload]
-            except ValueError as exc:
+            except SnapshotUnusable as exc:
                 if self.path(key).exists():
                     log.warning("rebuilding %s: %s", key.slug, exc)
                 return None, 0

@@ -21,7 +21,7 @@ from footage.catalog import Embedding, Segment, VectorKind
 from footage.classes import detector_labels
 from footage.db import Catalog
 from footage.embedding import EmbedderUnavailable, load_clip, load_text
-from footage.errors import NotFound
+from footage.errors import NotFound, NoVectors
 from footage.images import CheckedImage, ImageLimits, load_image
 from footage.settings import Settings
 from search.filter_ids import PassingIds
@@ -43,7 +43,7 @@ class ViewQuery:
 
 
 @dataclass
-class _Trace:
+class Trace:
     """What one search noticed and how it applied the filters: per call, never shared."""
 
     notices: list[str] = field(default_factory=list)
@@ -67,7 +67,7 @@ class Searcher:
         self.passing = PassingIds()  # thread-safe: the last filters' passing ids
 
     # -- query vectors ------------------------------------------------------------------
-    def _views(self, request: SearchRequest, trace: _Trace) -> list[ViewQuery]:
+    def _views(self, request: SearchRequest, trace: Trace) -> list[ViewQuery]:
         views = []
         if request.like_segment is not None:
             return self._like(request.like_segment)
@@ -135,30 +135,32 @@ class Searcher:
         model: str,
         q: np.ndarray,
         depth: int,
-        trace: _Trace | None = None,
+        trace: Trace | None = None,
     ) -> list[Hit]:
-        trace = trace if trace is not None else _Trace()
+        trace = trace if trace is not None else Trace()
+        key = IndexKey(kind, model)
         try:
-            index = self.indexes.get(IndexKey(kind, model))
-        except LookupError:
+            index = self.indexes.get(key)
+        except NoVectors:
             return []
         filters = request.filters
         exclude = request.like_segment
         if exclude is not None:
             depth += 8
         if not filters.active:
-            scores, ids = index.search(q, depth)
+            with self.indexes.searching(key):
+                scores, ids = index.search(q, depth)
             trace.strategies.append(f"{kind}: nearest {depth}")
         else:
             # One query gives the passing ids (their number is the count; kept while the
             # kind's vectors are unchanged); the index then searches among them once:
             # exact when few pass, a bitmap selector when many.
-            state = self.indexes.state(IndexKey(kind, model))
             with self.catalog.engine.connect() as conn:
-                passing = self.passing.get(conn, filters, kind, model, state)
-            scores, ids, how = index.search_among(
-                q, passing, depth, gather_max=self.settings.selective_max
-            )
+                passing = self.passing.get(conn, filters, kind, model, self.indexes.state(key))
+            with self.indexes.searching(key):
+                scores, ids, how = index.search_among(
+                    q, passing, depth, gather_max=self.settings.selective_max
+                )
             trace.strategies.append(
                 f"{kind}: exact over {len(passing)} filtered vectors"
                 if how == "exact"
@@ -186,7 +188,7 @@ class Searcher:
 
     # -- the use case -------------------------------------------------------------------
     def search(self, request: SearchRequest) -> SearchResponse:
-        trace = _Trace()
+        trace = Trace()
         views = self._views(request, trace)
         trace.lap("embed")
         depth = max(50, request.limit * 8)

@@ -21,6 +21,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from footage.errors import SnapshotUnusable
+
 IdArray = npt.NDArray[np.int64]
 ScoreArray = npt.NDArray[np.float32]
 # IVF indexes keep a hashtable from id to vector, so candidates can be scored exactly.
@@ -82,10 +84,6 @@ class VectorIndex:
     @property
     def exact(self) -> bool:
         return not isinstance(self.index, faiss.IndexIVF)
-
-    @property
-    def dim(self) -> int:
-        return int(self.index.d)
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -196,13 +194,13 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, params: IndexParams) -> tuple[VectorIndex, dict[str, object]]:
-        """Raises ValueError when the snapshot is missing, partial or corrupt."""
+        """Raises SnapshotUnusable when the snapshot is missing, partial or corrupt."""
         meta_path = path.with_suffix(".json")
         try:
             meta = json.loads(meta_path.read_text())
             index = faiss.read_index(str(path))
         except (OSError, RuntimeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"no usable index snapshot at {path}: {exc}") from exc
+            raise SnapshotUnusable(f"no usable index snapshot at {path}: {exc}") from exc
         if isinstance(index, faiss.IndexIVF):
             index.set_direct_map_type(_HASHTABLE)
             index.nprobe = params.nprobe
@@ -211,7 +209,7 @@ class VectorIndex:
             id_map = faiss.downcast_index(index).id_map  # type: ignore[attr-defined]
             ids = faiss.vector_to_array(id_map).astype(np.int64)
         if len(ids) != index.ntotal or meta.get("count") != index.ntotal:
-            raise ValueError(f"index snapshot at {path} is inconsistent with its metadata")
+            raise SnapshotUnusable(f"index snapshot at {path} is inconsistent with its metadata")
         return cls(index, ids, params), meta
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import delete, insert
 
 from footage.catalog import Camera, Embedding, Segment, Video
 from footage.db import Catalog
+from footage.errors import NoVectors
 from footage.settings import Settings
 from search.index_store import IndexKey, IndexStore
 
@@ -88,7 +89,7 @@ def store(catalog: Catalog, settings: Settings) -> IndexStore:
 def test_built_saved_caught_up_and_reloaded(
     store: IndexStore, catalog: Catalog, settings: Settings
 ) -> None:
-    with pytest.raises(LookupError):
+    with pytest.raises(NoVectors):
         store.get(KEY)
     first = _add(catalog, range(1, 101), seed=1)
     index = store.get(KEY)
@@ -254,3 +255,41 @@ def test_filtered_ids_are_kept_until_the_vectors_change(
         session.execute(delete(Embedding).where(Embedding.id <= 10))
     assert 6 not in top(first[5])
     assert len(asked) == 3
+
+
+def test_threads_search_while_new_vectors_are_caught_up(
+    store: IndexStore, catalog: Catalog
+) -> None:
+    """The service's threads share one store: searches and catch-up of the same index never
+    overlap (FAISS may not search while adding), and every search sees a whole index."""
+    import threading
+
+    vectors = [_add(catalog, range(1, 2001), seed=1)]
+    store.get(KEY)
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def search() -> None:
+        rng = np.random.default_rng(threading.get_ident() % 1000)
+        try:
+            while not done.is_set():
+                index = store.get(KEY)
+                q = vectors[0][rng.integers(0, 2000)]
+                with store.searching(KEY):
+                    scores, ids = index.search(q, 5)
+                assert len(ids) == 5 and scores[0] > 0.999  # its own vector comes first
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for round_ in range(20):
+        start = 2001 + round_ * 100
+        vectors.append(_add(catalog, range(start, start + 100), seed=10 + round_))
+        store.get(KEY)
+    done.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert not failures, failures[0]
+    assert len(store.get(KEY)) == 4000

@@ -23,7 +23,7 @@ from sqlalchemy import insert
 from footage.catalog import Camera, Embedding, Segment, Video
 from footage.db import Catalog
 from footage.settings import Settings
-from search.planner import Searcher
+from search.planner import Searcher, Trace
 from search.query import Filters, SearchRequest
 
 CAMERAS, PER_CAMERA, DIM, MODEL, KIND = 50, 120, 32, "test:random-32", "segment_text"
@@ -186,7 +186,9 @@ def test_a_broad_filter_returns_the_best_inside_it(world: World, searcher: Searc
         scores = world.vectors @ q
         inside = np.flatnonzero(mask)
         expected = world.segment_ids[inside[np.argsort(-scores[inside], kind="stable")[:10]]]
-        hits = searcher.rank(SearchRequest(text="unused", filters=filters), KIND, MODEL, q, 10)
+        trace = Trace()
+        request = SearchRequest(text="unused", filters=filters)
+        hits = searcher.rank(request, KIND, MODEL, q, 10, trace)
         assert [h.segment_id for h in hits] == expected.tolist()
         assert np.allclose([h.score for h in hits], scores[expected - 1], atol=1e-5)
-    assert searcher.strategies[-1] == f"{KIND}: exact over {int(mask.sum())} filtered vectors"
+        assert trace.strategies == [f"{KIND}: exact over {int(mask.sum())} filtered vectors"]

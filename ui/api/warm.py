@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from footage.db import Catalog
 from footage.embedding import EmbedderUnavailable, load_clip, load_text
-from footage.errors import FootageError
+from footage.errors import FootageError, NoVectors
 from footage.llm import LLM, describe_llm, load_llm
 from footage.secrets import mask_secrets
 from footage.settings import Settings
@@ -111,7 +111,7 @@ class Warm:
         for key in store.stored_keys():
             try:
                 sizes.append(f"{key.kind}/{key.model}: {len(store.get(key))}")
-            except LookupError:
+            except NoVectors:
                 continue
         return ", ".join(sizes) or "no vectors yet"
 
