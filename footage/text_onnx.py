@@ -135,7 +135,11 @@ def valid(path: Path, source: Source) -> bool:
         return False
     if record.get("mtime_ns") == seen.st_mtime_ns:
         return True
-    return bool(record.get("sha256") == _sha256(path))
+    if record.get("sha256") != _sha256(path):
+        return False
+    with contextlib.suppress(OSError):  # a copy with a new mtime: hashed once, not each load
+        _write_atomic(_sidecar(path), json.dumps({**record, "mtime_ns": seen.st_mtime_ns}))
+    return True
 
 
 def _versions() -> dict[str, str]:

@@ -101,6 +101,19 @@ def test_the_export_happens_once(
     assert (folder / FILE).stat().st_mtime_ns == before
 
 
+def test_a_copy_with_a_new_mtime_is_hashed_and_kept(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in (FILE, f"{FILE}.json"):
+        shutil.copy(exported / name, folder / name)  # new mtime: the sha256 decides
+    monkeypatch.setattr(text_onnx, "_export", lambda path, source: pytest.fail("exported"))
+    assert TextEmbedder(MODEL, folder, backend="onnx").backend == "onnx"
+    record = json.loads((folder / f"{FILE}.json").read_text())
+    assert record["mtime_ns"] == (folder / FILE).stat().st_mtime_ns  # next time: no hashing
+
+
 def test_a_second_process_reuses_the_file_without_torch(exported: Path) -> None:
     probe = (
         "import sys\nfrom pathlib import Path\nfrom footage.embedding import TextEmbedder\n"
