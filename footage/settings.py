@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     text_model: str = Field(
         "all-MiniLM-L6-v2", description="sentence-transformers model name or local folder."
     )
+    text_backend: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="onnx: the text model in onnxruntime, exported once from the torch model "
+        "into models_dir (or data_dir/models) on first use, torch when that fails; torch: "
+        "always sentence-transformers (imports torch: seconds more per cold process).",
+    )
     exact_index_max: int = Field(
         50_000, ge=0, description="Up to this many vectors the index is exact (flat)."
     )

@@ -66,7 +66,9 @@ def _checks(settings: Settings) -> Iterator[Check]:
             yield Check(name, False, "switched off in settings", required=False)
             continue
         try:
-            yield Check(name, True, load(settings).name)
+            model = load(settings)
+            runs_on = getattr(model, "backend", None)  # the text model: onnx or torch
+            yield Check(name, True, model.name + (f" (on {runs_on})" if runs_on else ""))
         except EmbedderUnavailable as exc:
             yield Check(name, False, exc.detail, required=False)
 
