@@ -13,6 +13,8 @@ import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
@@ -34,9 +36,14 @@ from search.vocabulary import Terms, terms
 log = logging.getLogger(__name__)
 
 
+class View(StrEnum):
+    TEXT = "text"  # the text model over descriptions and object lines
+    IMAGE = "image"  # CLIP over keyframes and object crops
+
+
 @dataclass(frozen=True)
 class ViewQuery:
-    view: str  # "text" or "image"
+    view: View
     model: str
     kinds: tuple[str, ...]
     vectors: dict[str, np.ndarray]  # per kind
@@ -81,11 +88,19 @@ class Searcher:
                 text = load_text(self.settings)
                 q = text.embed_texts([request.text])[0]
                 views.append(
-                    ViewQuery("text", text.name, VectorKind.TEXT, dict.fromkeys(VectorKind.TEXT, q))
+                    ViewQuery(
+                        View.TEXT, text.name, VectorKind.TEXT, dict.fromkeys(VectorKind.TEXT, q)
+                    )
                 )
             except EmbedderUnavailable as exc:
                 trace.notices.append(f"description similarity is off: {exc}")
-        if self.settings.embed_images:
+        if self.settings.embed_images and not self._any_image_vectors():
+            # Nothing to match: CLIP is not even loaded (its import alone costs seconds).
+            trace.notices.append(
+                "image similarity is off: nothing was embedded with CLIP "
+                f"{Path(self.settings.clip_pretrained).name} yet (footage doctor)"
+            )
+        elif self.settings.embed_images:
             try:
                 clip = load_clip(self.settings)
                 if example is not None:
@@ -94,7 +109,7 @@ class Searcher:
                     q = clip.embed_texts([request.text or ""])[0]
                 views.append(
                     ViewQuery(
-                        "image", clip.name, VectorKind.IMAGE, dict.fromkeys(VectorKind.IMAGE, q)
+                        View.IMAGE, clip.name, VectorKind.IMAGE, dict.fromkeys(VectorKind.IMAGE, q)
                     )
                 )
             except EmbedderUnavailable as exc:
@@ -104,6 +119,14 @@ class Searcher:
         if not views:
             raise EmbedderUnavailable("; ".join(trace.notices) or "no embedding model is enabled")
         return views
+
+    def _any_image_vectors(self) -> bool:
+        """Whether the catalog holds any image vectors (one indexed lookup)."""
+        with self.catalog.engine.connect() as conn:
+            found = conn.execute(
+                select(Embedding.id).where(Embedding.kind.in_(VectorKind.IMAGE)).limit(1)
+            ).first()
+        return found is not None
 
     def _like(self, segment_id: int) -> list[ViewQuery]:
         with self.catalog.engine.connect() as conn:
@@ -123,7 +146,7 @@ class Searcher:
             raise NotFound(f"segment {segment_id} has no vectors (run `footage index embed`)")
         views = []
         for kind, model, blob in rows:
-            view = "text" if kind == VectorKind.SEGMENT_TEXT else "image"
+            view = View.TEXT if kind == VectorKind.SEGMENT_TEXT else View.IMAGE
             views.append(ViewQuery(view, model, (kind,), {kind: np.frombuffer(blob, np.float32)}))
         return views
 
@@ -269,7 +292,7 @@ def fuse(
     """Per segment: the views' scores, weighted; calibrated views give comparable scores,
     the others min-max ranks. A view that is off or found nothing takes no share."""
     calibrated = calibrated or {}
-    weights = {"image": image_weight, "text": 1.0 - image_weight}
+    weights: dict[str, float] = {View.IMAGE: image_weight, View.TEXT: 1.0 - image_weight}
     present = [v for v in per_view if per_view[v]]
     total = sum(weights[v] for v in present) or 1.0
     cal_total = sum(weights[v] for v in present if v in calibrated)
