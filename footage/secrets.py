@@ -14,9 +14,6 @@ import re
 from collections.abc import Iterable
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 MASK = "***"
 # Passwords shorter than this are not masked as bare words (it would garble every line);
 # inside URLs and `password=` they are always masked.
@@ -42,6 +39,10 @@ def mask_url(url: str | None) -> str:
         return url or ""
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme in _DATABASE_SCHEMES:
+        # Imported here: the CLI's client of the service never loads SQLAlchemy.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             return mask_secrets(make_url(url).render_as_string(hide_password=True))
         except (ArgumentError, ValueError):

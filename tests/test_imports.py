@@ -38,4 +38,4 @@ def test_search_and_the_service_load_no_model_library_until_a_model_runs() -> No
 
 def test_the_cli_through_the_service_loads_neither_models_nor_indexes() -> None:
     loaded = _loaded_after("import ui.cli, ui.api.client")
-    assert not (HEAVY | {"faiss", "alembic", "streamlit", "search"}) & loaded
+    assert not (HEAVY | {"faiss", "alembic", "streamlit", "search", "sqlalchemy", "numpy"}) & loaded

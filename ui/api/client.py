@@ -15,7 +15,6 @@ from urllib.parse import unquote
 import httpx
 
 from footage.errors import FootageError, InvalidInput, NotFound, Unavailable
-from footage.images import read_limited
 from footage.secrets import mask_url
 from footage.settings import Settings
 
@@ -75,6 +74,8 @@ class ServiceClient:
     def search(self, params: list[tuple[str, str]], image: Path | None = None) -> Reply:
         if image is None:
             return self._send("GET", "/search", params=params)
+        from footage.images import read_limited  # numpy and Pillow: only for an image
+
         data = read_limited(image, self.max_image_bytes)  # the service checks the format
         return self._send(
             "POST", "/search/image", params=params, files={"image": (image.name, data)}
