@@ -22,6 +22,14 @@ SHORT = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"
 CLIP = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"
 
 
+@pytest.fixture
+def settings(tmp_path: Path, onnx_spec: Path) -> Settings:
+    """SQLite only: what a crash leaves and how a re-run repairs it is the same on both
+    (claims are raced on both in test_claims; a killed queue worker on PostgreSQL in
+    test_queue_recovery)."""
+    return make_settings(tmp_path / "data", None, onnx_spec)
+
+
 def _counts(catalog: Catalog) -> dict[str, int]:
     with catalog.unit_of_work() as session:
         return {
