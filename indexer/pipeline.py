@@ -6,16 +6,16 @@ Pure of the catalog: it yields `SegmentResult`s, and the ingest use case writes 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from footage.settings import Settings
 from indexer.colors import dominant_color
-from indexer.decode import FrameSampler
 from indexer.describe import SegmentFacts, check_summary, describe_segment
 from indexer.detectors import Detector
 from indexer.tracking import VideoTracker
@@ -29,6 +29,13 @@ from indexer.values import (
 )
 
 _CROP_PAD = 0.1
+
+
+class Frames(Iterable[SampledFrame], Protocol):
+    """Sampled frames in time order (`indexer.decode.FrameSampler`); `duration_s` is the
+    footage's length once they have all been read."""
+
+    duration_s: float
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ class VideoAnalysis:
 
     def __init__(
         self,
-        sampler: FrameSampler,
+        sampler: Frames,
         detector: Detector,
         policy: AnalysisPolicy,
         *,

@@ -28,6 +28,7 @@ REDIS_URL = os.environ.get("FOOTAGE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 PETS = "pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4"
 PETS_AVI = "pets09-s2l1_opencv-vtest_pedestrians_768x576_msmpeg4.avi"
+HALLWAY = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"  # 85.3 s: 18 of 5 s
 
 
 def clip(name: str) -> Path:
@@ -141,4 +142,21 @@ def every_clip(
         for name in all_clips()
     }
     yield catalog, settings, outcomes
+    catalog.dispose()
+
+
+@pytest.fixture(scope="session")
+def hallway_reference(
+    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path
+) -> Iterator[Catalog]:
+    """HALLWAY ingested once, undisturbed, as camera 'hall' in 5 s segments (SQLite, no
+    CLIP): what a raced, killed or re-run ingest of it must end up equal to, row for row.
+    Tests read it and must not change it."""
+    settings = make_settings(
+        tmp_path_factory.mktemp("hallway_reference"), None, onnx_spec, segment_seconds=5.0
+    )
+    catalog = Catalog(settings)
+    outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip(HALLWAY), "hall"))
+    assert outcome.status == "done", outcome.message
+    yield catalog
     catalog.dispose()

@@ -58,3 +58,28 @@ def test_clip_ingests_and_segments_cover_it(
     assert all(a.end_s == b.start_s for a, b in zip(spans, spans[1:], strict=False)), "no gaps"
     assert spans[-1].end_s == pytest.approx(outcome.duration_s, abs=1e-6)
     assert len(spans) == int(outcome.duration_s // 10) + (outcome.duration_s % 10 > 0)
+
+
+def test_a_still_hallway_is_checked_once_a_minute(
+    every_clip: tuple[Catalog, Settings, dict[str, IngestOutcome]],
+) -> None:
+    """The empty IR hallway: the first segment, each one with motion and a still one a
+    minute are checked; the others are recorded as not checked. (The gate's exact rules
+    are tested without video in test_pipeline.py; here, on the motion of real footage.)"""
+    catalog, settings, outcomes = every_clip
+    with catalog.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT start_s, motion, analysed, description FROM segments "
+                "WHERE video_id = :v ORDER BY start_s"
+            ),
+            {"v": outcomes["frigate_hallway-ir-1_178x100_6fps_h264.mp4"].video_id},
+        ).all()
+    assert len(rows) == 14  # 135.5 s
+    assert rows[0].analysed
+    assert all(r.analysed for r in rows if r.motion >= settings.motion_threshold)
+    checked = [r.start_s for r in rows if r.analysed]
+    assert all(b - a <= settings.static_check_s for a, b in zip(checked, checked[1:], strict=False))
+    assert len(checked) < len(rows) / 2
+    skipped = [r for r in rows if not r.analysed]
+    assert skipped and all("not checked" in r.description for r in skipped)

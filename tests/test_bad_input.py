@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from footage.settings import Settings
-from tests.conftest import cli_env, clip
+from tests.conftest import cli_env, clip, make_settings
 from ui.cli import app
 
 
@@ -34,8 +33,9 @@ def _bad_files(folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def env(settings: Settings) -> dict[str, str]:
-    return cli_env(settings)
+def env(tmp_path: Path, onnx_spec: Path) -> dict[str, str]:
+    """SQLite only: telling bad files apart and going on with the batch is the same on both."""
+    return cli_env(make_settings(tmp_path / "data", None, onnx_spec))
 
 
 def test_batch_with_bad_files(tmp_path: Path, env: dict[str, str]) -> None:

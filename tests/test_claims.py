@@ -23,21 +23,15 @@ from indexer.files import fingerprint
 from indexer.ingest import Ingestor, IngestRequest, camera_row
 from search.videos import activity, list_videos
 from tests.catalog_checks import counts, fingerprint_rows, said
-from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
+from tests.conftest import FOOTAGE_CLI, HALLWAY, cli_env, clip
 
-CLIP = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"  # 85 s, 17 segments of 5 s
+CLIP = HALLWAY  # 85 s, 18 segments of 5 s
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Catalog:
+@pytest.fixture
+def reference(hallway_reference: Catalog) -> Catalog:
     """A clean, undisturbed ingest of CLIP: what every race must end up equal to."""
-    settings = make_settings(
-        tmp_path_factory.mktemp("reference"), None, onnx_spec, segment_seconds=5.0
-    )
-    catalog = Catalog(settings)
-    outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip(CLIP), "hall"))
-    assert outcome.status == "done", outcome.message
-    return catalog
+    return hallway_reference
 
 
 @pytest.fixture

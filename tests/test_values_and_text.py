@@ -1,19 +1,14 @@
-"""Value objects, segment descriptions and the motion policy."""
+"""Value objects and segment descriptions (the motion policy: test_pipeline.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import text
 
-from footage.db import Catalog
 from indexer.describe import SegmentFacts, describe_segment, plural
-from indexer.ingest import Ingestor, IngestRequest
 from indexer.values import AnalysedFrame, Detections, TrackSighting
-from tests.conftest import clip, make_settings
 
 
 def _dets(labels: list[str]) -> Detections:
@@ -99,27 +94,3 @@ def test_description_of_nothing() -> None:
 )
 def test_plurals(label: str, n: int, word: str) -> None:
     assert plural(label, n) == word
-
-
-def test_still_segments_skip_the_detector_but_are_recorded(tmp_path: Path, onnx_spec: Path) -> None:
-    """An empty hallway: the first segment and one a minute are checked, motion ones too."""
-    settings = make_settings(tmp_path, None, onnx_spec)
-    catalog = Catalog(settings)
-    Ingestor(catalog, settings).ingest(
-        IngestRequest(clip("frigate_hallway-ir-1_178x100_6fps_h264.mp4"), "hall")
-    )
-    with catalog.engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT start_s, motion, analysed, description FROM segments ORDER BY start_s")
-        ).all()
-    assert len(rows) == 14  # 135.5 s
-    assert rows[0].analysed
-    checked = [r.start_s for r in rows if r.analysed]
-    for r in rows:
-        if r.motion >= settings.motion_threshold:
-            assert r.analysed
-    assert all(b - a <= settings.static_check_s for a, b in zip(checked, checked[1:], strict=False))
-    assert len(checked) < len(rows) / 2
-    skipped = [r for r in rows if not r.analysed]
-    assert skipped and all("not checked" in r.description for r in skipped)
-    catalog.dispose()
