@@ -31,13 +31,15 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from footage.files import file_lock, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +140,7 @@ def valid(path: Path, source: Source) -> bool:
     if record.get("sha256") != _sha256(path):
         return False
     with contextlib.suppress(OSError):  # a copy with a new mtime: hashed once, not each load
-        _write_atomic(_sidecar(path), json.dumps({**record, "mtime_ns": seen.st_mtime_ns}))
+        write_text_atomic(_sidecar(path), json.dumps({**record, "mtime_ns": seen.st_mtime_ns}))
     return True
 
 
@@ -168,7 +170,7 @@ def ensure(path: Path, source: Source) -> Path:
     if valid(path, source):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(path.with_name(path.name + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         if valid(path, source):  # another process exported it while this one waited
             return path
         if (reason := known_failure(path, source)) is not None:
@@ -176,7 +178,7 @@ def ensure(path: Path, source: Source) -> Path:
         try:
             _export(path, source)
         except ExportFailed as exc:
-            _write_atomic(
+            write_text_atomic(
                 _failed(path),
                 json.dumps({"reason": str(exc), "source": source.stamp(), "versions": _versions()}),
             )
@@ -263,7 +265,7 @@ def _export(path: Path, source: Source) -> None:
         }
         os.replace(tmp, path)
         record["mtime_ns"] = path.stat().st_mtime_ns
-        _write_atomic(_sidecar(path), json.dumps(record, indent=1))
+        write_text_atomic(_sidecar(path), json.dumps(record, indent=1))
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -323,27 +325,3 @@ class OnnxText:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(tmp_name, 0o644)
-    os.replace(tmp_name, path)
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (flock), where the platform has one."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the atomic replace alone keeps the file whole
-        yield
-        return
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -8,13 +8,12 @@ Writes to a snapshot happen under a file lock, so no two processes write one fil
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from sqlalchemy import func, select
 from footage.catalog import Embedding
 from footage.db import Catalog
 from footage.errors import NoVectors, SnapshotUnusable
+from footage.files import file_lock
 from footage.settings import Settings
 from search.vector_index import IndexParams, VectorIndex
 
@@ -60,15 +60,9 @@ class IndexStore:
     def path(self, key: IndexKey) -> Path:
         return self.folder / f"{key.slug}.faiss"
 
-    @contextmanager
-    def _lock(self, key: IndexKey) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / f"{key.slug}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _lock(self, key: IndexKey) -> AbstractContextManager[None]:
+        """No two processes write one snapshot."""
+        return file_lock(self.folder / f"{key.slug}.lock")
 
     def _rows(self, key: IndexKey, after: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         last = after

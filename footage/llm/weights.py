@@ -21,10 +21,11 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from footage.files import file_lock, write_text_atomic
 from footage.llm.base import LLMUnavailable
 from footage.models import ModelForm, locate_model
 from footage.settings import Settings
@@ -188,7 +189,7 @@ def ensure_joined(model: SplitModel, folder: Path, progress: Progress | None = N
             f"cannot create the models folder {folder} ({exc.strerror}): set FOOTAGE_MODELS_DIR "
             "to a writable folder."
         ) from exc
-    with _lock(folder / f".{model.filename}.lock"):
+    with file_lock(folder / f".{model.filename}.lock"):
         if cached_ok(model, target):  # another process joined it while we waited
             return target
         free = shutil.disk_usage(folder).free
@@ -209,7 +210,7 @@ def ensure_joined(model: SplitModel, folder: Path, progress: Progress | None = N
                 ".gguf file."
             )
         stat = target.stat()
-        _write_atomic(
+        write_text_atomic(
             _sidecar(target),
             json.dumps({"sha256": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}),
         )
@@ -254,26 +255,3 @@ def _join(
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp_name, path)
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (flock), where the platform has one."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the atomic replace alone keeps the file whole
-        yield
-        return
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
