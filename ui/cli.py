@@ -463,7 +463,10 @@ def _search_here(
         from search.planner import Searcher  # after the checks: it loads torch
 
         catalog = _reading_catalog(settings)
-        response = Searcher(catalog, settings).search(request)
+        # Shown on a terminal only: the first search of a data folder also prepares the
+        # text model (~10 s, once), the others load it (~1 s).
+        with err.status("Searching (loading the models)...", spinner="dots"):
+            response = Searcher(catalog, settings).search(request)
     except FootageError as exc:  # EmbedderUnavailable, InvalidInput, NotFound, ...
         err.print(f"[red]Cannot search:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
