@@ -31,27 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.contention import ContentionMeter
+from bench.footage_cli import CLI_CODE, ROOT, SHARED, cli_env
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", ROOT.parent / "shared"))
-DETECTOR = SHARED / "models" / "centernet_mb3_coco.json"
 CLIP = SHARED / "footage" / "ahmetozlu_residential-street-cars_640x352_h264.mp4"
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "cold_search.json"
-CLI = "from ui.cli import app; app(prog_name='footage')"
-
-
-def _env(code: Path, data_dir: Path, **extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")}
-    return {
-        **keep,
-        "PYTHONPATH": str(code),
-        "HF_HUB_OFFLINE": "1",
-        "FOOTAGE_DATA_DIR": str(data_dir),
-        "FOOTAGE_DETECTOR": f"onnx:{DETECTOR}",
-        "FOOTAGE_EMBED_IMAGES": "false",
-        "FOOTAGE_LLM_BACKEND": "none",
-        **extra,
-    }
+CLI = CLI_CODE
 
 
 def _run(code: Path, env: dict[str, str], *args: str, python: tuple[str, ...] = ()) -> str:
@@ -72,7 +56,7 @@ def ingest(data_dir: Path) -> None:
     if (data_dir / "ingested.done").is_file():
         return
     data_dir.mkdir(parents=True, exist_ok=True)
-    _run(ROOT, _env(ROOT, data_dir), "ingest", str(CLIP), "--camera", "street")
+    _run(ROOT, cli_env(data_dir, ROOT), "ingest", str(CLIP), "--camera", "street")
     (data_dir / "ingested.done").touch()
 
 
@@ -109,13 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     for images in (False, True) if args.images else (False,):
         tag = " +images" if images else ""
         extra = {"FOOTAGE_EMBED_IMAGES": "true"} if images else {}
-        variants[f"onnx{tag}"] = (ROOT, _env(ROOT, args.data_dir, **extra))
+        variants[f"onnx{tag}"] = (ROOT, cli_env(args.data_dir, ROOT, **extra))
         variants[f"torch{tag}"] = (
             ROOT,
-            _env(ROOT, args.data_dir, FOOTAGE_TEXT_BACKEND="torch", **extra),
+            cli_env(args.data_dir, ROOT, FOOTAGE_TEXT_BACKEND="torch", **extra),
         )
         if args.base is not None:
-            variants[f"base{tag}"] = (args.base, _env(args.base, args.data_dir, **extra))
+            variants[f"base{tag}"] = (args.base, cli_env(args.data_dir, args.base, **extra))
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -43,16 +43,14 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.contention import ContentionMeter
+from bench.footage_cli import CLI_CODE, DETECTOR, ROOT, SHARED, cli_env
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", ROOT.parent / "shared"))
-DETECTOR = SHARED / "models" / "centernet_mb3_coco.json"
 CLIPS = {
     "shop": SHARED / "footage" / "adith25_storefront-entrance-cctv-osd_640x360_h264_silent-aac.mp4",
     "lobby": SHARED / "footage" / "intel_one-by-one-person_indoor-overhead_768x432_h264.mp4",
 }
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "service.json"
-CLI = [sys.executable, "-c", "from ui.cli import app; app(prog_name='footage')"]
+CLI = [sys.executable, "-c", CLI_CODE]
 CAMERAS = 100
 SEGMENT_S = 10.0
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -92,18 +90,6 @@ class Latency:
 
 
 # -- the synthetic catalog ------------------------------------------------------------------
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    keep = {k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")}
-    return {
-        **keep,
-        "PYTHONPATH": str(ROOT),
-        "HF_HUB_OFFLINE": "1",
-        "FOOTAGE_DATA_DIR": str(data_dir),
-        "FOOTAGE_DETECTOR": f"onnx:{DETECTOR}",
-        "FOOTAGE_EMBED_IMAGES": "false",
-        "FOOTAGE_LLM_BACKEND": "none",
-        **extra,
-    }
 
 
 def _stamp(at: datetime) -> str:
@@ -226,7 +212,7 @@ def serving(data_dir: Path, port: int, log: Path) -> Iterator[tuple[str, float]]
     with log.open("w") as out:
         server = subprocess.Popen(
             [*CLI, "serve", "--port", str(port)],
-            env=_env(data_dir),
+            env=cli_env(data_dir),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -288,7 +274,7 @@ def cli_seconds(data_dir: Path, runs: int, **env: str) -> list[float]:
         began = time.perf_counter()
         done = subprocess.run(
             [*CLI, "search", "white truck", "--json"],
-            env=_env(data_dir, **env),
+            env=cli_env(data_dir, **env),
             capture_output=True,
             text=True,
             timeout=900,
@@ -305,7 +291,7 @@ def real_catalog(data_dir: Path) -> None:
     for camera, path in CLIPS.items():
         done = subprocess.run(
             [*CLI, "ingest", str(path), "--camera", camera],
-            env=_env(data_dir),
+            env=cli_env(data_dir),
             capture_output=True,
             text=True,
             timeout=1800,
@@ -327,7 +313,7 @@ def console_seconds(data_dir: Path, port: int, log: Path) -> dict[str, float] | 
     with log.open("w") as out:
         server = subprocess.Popen(
             [*CLI, "console", "--port", str(port)],
-            env=_env(data_dir),
+            env=cli_env(data_dir),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
