@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from footage.db import Catalog
 from footage.embedding import EmbedderUnavailable, load_clip, load_text
-from footage.errors import FootageError, NoVectors
+from footage.errors import NoVectors
 from footage.llm import LLM, describe_llm, load_llm
 from footage.secrets import mask_secrets
 from footage.settings import Settings
@@ -76,18 +77,19 @@ class Warm:
         with self._lock:
             self._parts[name] = part
 
-    def _timed(self, name: str, load: object) -> None:
+    def _timed(self, name: str, load: Callable[[], str]) -> None:
+        """Runs `load` (its return: what is ready), recording the part's state and time."""
         self._set(name, Part(Readiness.LOADING))
         began = time.monotonic()
         try:
-            detail = load() if callable(load) else ""
+            detail = load()
         except EmbedderUnavailable as exc:
             self._set(name, Part(Readiness.FAILED, _reason(exc)))
         except Exception as exc:  # a part that cannot load is reported, never fatal
             log.warning("%s did not load: %s", name, _reason(exc))
             self._set(name, Part(Readiness.FAILED, _reason(exc)))
         else:
-            self._set(name, Part(Readiness.READY, str(detail or ""), time.monotonic() - began))
+            self._set(name, Part(Readiness.READY, detail, time.monotonic() - began))
 
     def load(self) -> None:
         settings = self.settings
@@ -138,7 +140,3 @@ class Warm:
 
     def close(self) -> None:
         self.catalog.dispose()
-
-
-def unavailable_reason(exc: FootageError) -> str:
-    return _reason(exc)
