@@ -52,6 +52,15 @@ class Base(DeclarativeBase):
     pass
 
 
+class RecorderState(StrEnum):
+    """A live camera's recorder, as it last reported (`footage record`)."""
+
+    STARTING = "starting"
+    RECORDING = "recording"
+    RECONNECTING = "reconnecting"  # the stream dropped; retrying with backoff
+    STOPPED = "stopped"  # its recorder ended (stopped by a person, or disabled)
+
+
 class Camera(Base):
     __tablename__ = "cameras"
 
@@ -59,6 +68,41 @@ class Camera(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     timezone: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A live camera: where its stream is, shown with the password masked (the URL itself,
+    # credentials and all, is in camera_secrets, which users' SQL cannot read).
+    source: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Recorded chunk files older than this are deleted once indexed; None keeps them.
+    retention_hours: Mapped[float | None] = mapped_column(Float)
+    recorder_state: Mapped[str | None] = mapped_column(String(16))
+    recorder_owner: Mapped[str | None] = mapped_column(String(300))
+    recorder_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    recorder_error: Mapped[str | None] = mapped_column(Text)
+    last_chunk_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # its recording's end
+
+
+class CameraSecret(Base):
+    """A live camera's source URL as given, with its credentials: read by the recorder only."""
+
+    __tablename__ = "camera_secrets"
+
+    camera_id: Mapped[int] = mapped_column(
+        ForeignKey("cameras.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+
+
+class CameraGap(Base):
+    """A stretch a live camera's recording missed (the stream dropped, or was unreachable)."""
+
+    __tablename__ = "camera_gaps"
+    __table_args__ = (Index("ix_camera_gaps_camera_start", "camera_id", "start_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: still missing
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class VideoStatus(StrEnum):
@@ -114,6 +158,49 @@ class Video(Base):
             and self.lease_until is not None
             and self.lease_until > (at or datetime.now(UTC))
         )
+
+
+class ChunkStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class VideoChunk(Base):
+    """A stretch of a long video analysed by one task (workers/chunks.py); the unit of retry.
+
+    Chunks start and end on segment borders. A chunk claims its row as a video's ingest
+    claims the video's (token, owner, lease); `border` keeps the tracks its tracker saw in
+    the stretch before its start (its pre-roll), which the join matches to the previous
+    chunk's tracks to stitch them.
+    """
+
+    __tablename__ = "video_chunks"
+    __table_args__ = (
+        UniqueConstraint("video_id", "chunk_no", name="uq_video_chunks_no"),
+        Index("ix_video_chunks_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    chunk_no: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)  # None: to the end of the file
+    status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.QUEUED)
+    claim_owner: Mapped[str | None] = mapped_column(String(300))
+    claim_token: Mapped[str | None] = mapped_column(String(36))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress_s: Mapped[float] = mapped_column(Float, default=0.0)
+    segments: Mapped[int] = mapped_column(Integer, default=0)
+    decoded_s: Mapped[float | None] = mapped_column(Float)  # where the last chunk's file ended
+    error: Mapped[str | None] = mapped_column(Text)
+    border: Mapped[str | None] = mapped_column(Text)  # JSON, see above
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Segment(Base):

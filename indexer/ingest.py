@@ -21,11 +21,9 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
 
-from footage.catalog import Camera, VectorKind, Video, VideoStatus
+from footage.cameras import camera_row
+from footage.catalog import VectorKind, Video, VideoStatus
 from footage.db import Catalog
 from footage.names import camera_name
 from footage.settings import Settings
@@ -156,20 +154,6 @@ def truncation(info: VideoInfo, decoded_s: float) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def camera_row(session: Session, name: str) -> Camera:
-    """The camera's row, created if new; two ingests naming a new camera at once share one
-    (INSERT ... ON CONFLICT DO NOTHING: the unique name decides, nobody fails)."""
-    camera = session.scalar(select(Camera).where(Camera.name == name))
-    if camera is None:
-        dialect = session.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(
-            insert(Camera).values(name=name, created_at=_now()).on_conflict_do_nothing()
-        )
-        camera = session.scalars(select(Camera).where(Camera.name == name)).one()
-    return camera
 
 
 def _reason(exc: BaseException) -> str:

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -23,6 +21,8 @@ from typer.exceptions import TyperException
 from footage.errors import FootageError
 from footage.secrets import install_secret_filter, mask_secrets
 from footage.settings import Settings
+from ui.cli_cameras import cameras_app
+from ui.cli_common import _reading_catalog, _settings, err, out
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -70,23 +70,7 @@ db_app = typer.Typer(help="The catalog database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
-out = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {escape(mask_secrets(str(exc)))}")
-        raise typer.Exit(2) from exc
-
-
-def _reading_catalog(settings: Settings | None = None) -> Catalog:
-    """The catalog for a read-only verb: its schema is checked, never migrated."""
-    from footage.db import Catalog
-
-    return Catalog.reading(settings or _settings())
+app.add_typer(cameras_app, name="cameras")
 
 
 def _parse_start(value: str | None) -> datetime | None:

@@ -70,6 +70,10 @@ _ACTIONS = {
 }
 
 
+# Tables users' SQL never reads (on PostgreSQL the reader role is simply not granted them).
+UNREADABLE = frozenset({"camera_secrets"})
+
+
 class _Authorizer:
     """Allows reading only; remembers why it refused, for the message."""
 
@@ -79,6 +83,9 @@ class _Authorizer:
     def __call__(
         self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
     ) -> int:
+        if action == sqlite3.SQLITE_READ and (arg1 or "").lower() in UNREADABLE:
+            self.refusal = f"table {arg1} is not readable: it holds camera credentials"
+            return sqlite3.SQLITE_DENY
         if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
             return sqlite3.SQLITE_OK
         if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in FUNCTIONS:

@@ -1,0 +1,159 @@
+"""`footage cameras`: list, add and change cameras (live sources are shown masked)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from footage.cameras import UNSET, CameraView, add_camera, list_cameras, update_camera
+from ui.cli_common import _settings, out
+
+cameras_app = typer.Typer(
+    help="Cameras: live sources (RTSP, RTMP, HTTP, HLS, UDP), time zones, retention.",
+    invoke_without_command=True,
+)
+
+
+def _catalog():  # type: ignore[no-untyped-def]
+    from footage.db import Catalog
+
+    return Catalog(_settings())  # adding a camera may be the catalog's first use: migrate
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _show(cameras: list[CameraView], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps([c.as_dict() for c in cameras]))
+        return
+    now = datetime.now(UTC)
+    table = Table("camera", "source", "state", "last chunk", "lag", "retention", "time zone")
+    for c in cameras:
+        if not c.live:
+            state = "files only"
+        elif not c.enabled:
+            state = "[dim]disabled[/dim]"
+        else:
+            state = c.recorder_state or "not recording"
+            if c.recorder_heartbeat_at and (now - c.recorder_heartbeat_at).total_seconds() > 60:
+                state += " (silent)"
+        table.add_row(
+            escape(c.name),
+            escape(c.source or "-"),
+            state,
+            f"{c.last_chunk_at:%Y-%m-%d %H:%M:%S}" if c.last_chunk_at else "-",
+            _ago(c.lag_s(now)) if c.live else "-",
+            f"{c.retention_hours:g} h" if c.retention_hours else "keep",
+            escape(c.timezone or "-"),
+        )
+    out.print(table)
+    for c in cameras:
+        if c.recorder_error:
+            out.print(f"[yellow]{escape(c.name)}:[/yellow] {escape(c.recorder_error)}")
+
+
+@cameras_app.callback()
+def cameras(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every camera: its source, recorder state, last chunk and lag."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ui.cli_common import _reading_catalog
+
+    catalog = _reading_catalog()
+    try:
+        _show(list_cameras(catalog), as_json)
+    finally:
+        catalog.dispose()
+
+
+Retention = Annotated[
+    float | None,
+    typer.Option(
+        "--retention-hours",
+        help="Delete recorded chunk files this many hours old once indexed (default: keep).",
+    ),
+]
+Timezone = Annotated[
+    str | None, typer.Option("--timezone", help="IANA zone of its clock, e.g. Europe/Berlin.")
+]
+
+
+@cameras_app.command("add")
+def cameras_add(
+    name: Annotated[str, typer.Argument(help="The camera's name.")],
+    source: Annotated[
+        str | None,
+        typer.Argument(help="Its live stream (rtsp://user:pass@host/path, ...); none: files only."),
+    ] = None,
+    timezone: Timezone = None,
+    retention_hours: Retention = None,
+    disabled: Annotated[
+        bool, typer.Option("--disabled", help="Add it, but do not record.")
+    ] = False,
+) -> None:
+    """Add a camera (or give a camera known from its files a live source)."""
+    catalog = _catalog()
+    try:
+        view = add_camera(
+            catalog,
+            name,
+            source,
+            timezone=timezone,
+            retention_hours=retention_hours,
+            enabled=not disabled,
+        )
+    finally:
+        catalog.dispose()
+    _show([view], False)
+    if view.live and view.enabled:
+        out.print("`footage record` records it (with every other enabled live camera).")
+
+
+@cameras_app.command("set")
+def cameras_set(
+    name: Annotated[str, typer.Argument(help="The camera's name.")],
+    source: Annotated[str | None, typer.Option("--source", help="A new live source.")] = None,
+    files_only: Annotated[
+        bool, typer.Option("--files-only", help="Forget its live source (videos stay).")
+    ] = False,
+    timezone: Timezone = None,
+    retention_hours: Retention = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep recorded files forever.")] = False,
+    enable: Annotated[
+        bool | None, typer.Option("--enable/--disable", help="Record it, or stop recording it.")
+    ] = None,
+) -> None:
+    """Change a camera's source, time zone, retention, or whether it records."""
+    if source is not None and files_only:
+        raise typer.BadParameter("give --source or --files-only, not both")
+    if retention_hours is not None and keep:
+        raise typer.BadParameter("give --retention-hours or --keep, not both")
+    catalog = _catalog()
+    try:
+        view = update_camera(
+            catalog,
+            name,
+            source=None if files_only else (source if source is not None else UNSET),
+            timezone=timezone if timezone is not None else UNSET,
+            retention_hours=None if keep else (retention_hours or UNSET),
+            enabled=enable if enable is not None else UNSET,
+        )
+    finally:
+        catalog.dispose()
+    _show([view], False)

@@ -1,0 +1,34 @@
+"""What every `footage` verb shares: the consoles, settings, and the catalog to read."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from footage.secrets import mask_secrets
+from footage.settings import Settings
+
+if TYPE_CHECKING:
+    from footage.db import Catalog
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {escape(mask_secrets(str(exc)))}")
+        raise typer.Exit(2) from exc
+
+
+def _reading_catalog(settings: Settings | None = None) -> Catalog:
+    """The catalog for a read-only verb: its schema is checked, never migrated."""
+    from footage.db import Catalog
+
+    return Catalog.reading(settings or _settings())
