@@ -195,6 +195,53 @@ class Settings(BaseSettings):
         120.0, gt=0.0, le=3600.0, description="The CLI gives up on the service after this."
     )
 
+    # -- live cameras (footage record) ---------------------------------------------------
+    record_dir: Path | None = Field(
+        None, description="Where recorded chunk files go; default: data_dir/recordings."
+    )
+    record_chunk_s: float = Field(
+        60.0,
+        ge=1.0,
+        le=3600.0,
+        description="A live camera's recording is cut into files of about this long (at the "
+        "first keyframe after it), each indexed as soon as it is closed.",
+    )
+    record_open_timeout_s: float = Field(
+        10.0, gt=0.0, le=600.0, description="Connecting to a live source is given up after this."
+    )
+    record_read_timeout_s: float = Field(
+        10.0,
+        gt=0.0,
+        le=600.0,
+        description="A live source that sends nothing for this long is dropped and reconnected.",
+    )
+    record_backoff_max_s: float = Field(
+        30.0,
+        ge=0.1,
+        le=3600.0,
+        description="Reconnect waits start at 1 s and double up to this.",
+    )
+    record_stall_s: float = Field(
+        30.0,
+        ge=1.0,
+        description="The supervisor restarts a recorder that claims to record but got no video "
+        "packet for this long.",
+    )
+    record_heartbeat_s: float = Field(
+        3.0, gt=0.0, le=60.0, description="Recorders report to their camera's row this often."
+    )
+    record_poll_s: float = Field(
+        10.0,
+        gt=0.0,
+        description="The supervisor reads the cameras (added, disabled, changed) this often.",
+    )
+    retention_interval_s: float = Field(
+        600.0,
+        gt=0.0,
+        description="Recorded files past their camera's retention are deleted "
+        "this often (only once indexed).",
+    )
+
     # -- decoding ------------------------------------------------------------------------
     still_keyframes_only: bool = Field(
         True,
@@ -237,6 +284,11 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Private, disposable files (playable excerpts, uploads), per installation."""
         return self.data_dir / "cache"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """Where `footage record` writes chunk files: record_dir, else data_dir/recordings."""
+        return self.record_dir or self.data_dir / "recordings"
 
     @property
     def media_dir(self) -> Path:

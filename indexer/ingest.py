@@ -94,6 +94,12 @@ class IngestRequest:
     path: Path
     camera: str
     start: datetime | None = None  # wall-clock time of the first frame
+    # Where `start` came from: "option" (given by a person), or a recorder's clock
+    # ("stream": the stream's own wall clock; "receive clock": ours, when packets arrived).
+    start_source: str = "option"
+    # The producer closed the file (a recorder's chunk, renamed when complete): ingest need
+    # not wait for it to stop changing.
+    complete: bool = False
 
     def __post_init__(self) -> None:
         camera_name(self.camera)  # InvalidInput before a camera row could be made
@@ -130,7 +136,7 @@ def choose_start(request: IngestRequest, info: VideoInfo | None) -> tuple[dateti
     """The wall-clock time of the first frame, and where it came from."""
     if request.start is not None:
         start = request.start if request.start.tzinfo else request.start.astimezone()
-        return start, "option"
+        return start, request.start_source
     if info is not None and info.creation_time is not None:
         return info.creation_time, "container"
     mtime = datetime.fromtimestamp(request.path.stat().st_mtime, tz=UTC)
@@ -232,9 +238,8 @@ class Ingestor:
     ) -> IngestOutcome | _Changed:
         with Heartbeat(claims, held) if held else nullcontext():
             try:
-                wait_until_stable(
-                    path, self.settings.stable_s, self.settings.stable_wait_s, waiting
-                )
+                stable_s = 0.0 if request.complete else self.settings.stable_s
+                wait_until_stable(path, stable_s, self.settings.stable_wait_s, waiting)
                 fp = fingerprint(path, self._earlier_sizes(path))
             except StillGrowing as exc:
                 if held is not None:

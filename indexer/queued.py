@@ -24,6 +24,9 @@ from indexer.claims import QUEUED_SHA_PREFIX, owner_gone
 from indexer.files import FileState
 from indexer.ingest import IngestRequest, camera_row
 
+# Start times given with the file (by a person, or a recorder's clocks), which a re-sent
+# task must carry; the others (container, mtime) are read from the file again.
+GIVEN_STARTS = frozenset({"option", "stream", "receive clock"})
 MAX_ATTEMPTS = 3  # an ingest that died this many times is given up on (failed, with why)
 
 
@@ -37,6 +40,8 @@ class Queued:
     camera: str
     start: datetime | None
     note: str = ""  # why nothing new was queued (already queued, already indexed)
+    start_source: str = "option"
+    complete: bool = False  # a recorder's closed chunk: no wait for it to settle
 
     @property
     def fresh(self) -> bool:
@@ -44,7 +49,10 @@ class Queued:
 
     def task_args(self) -> list[Any]:
         start = self.start.isoformat() if self.start else None
-        return [str(self.path), self.camera, start, self.video_id]
+        args: list[Any] = [str(self.path), self.camera, start, self.video_id]
+        if self.start_source != "option" or self.complete:
+            args += [self.start_source, self.complete]
+        return args
 
 
 def _now() -> datetime:
@@ -77,7 +85,7 @@ def record_queued(catalog: Catalog, request: IngestRequest) -> Queued:
             mtime_ns=state.mtime_ns,
             status=VideoStatus.QUEUED,
             started_at=request.start.astimezone(UTC) if request.start else None,
-            start_source="option" if request.start else None,
+            start_source=request.start_source if request.start else None,
             task_id=str(uuid.uuid4()),
             queued_at=at,
             attempts=0,
@@ -87,7 +95,15 @@ def record_queued(catalog: Catalog, request: IngestRequest) -> Queued:
         )
         session.add(video)
         session.flush()
-        return Queued(video.id, video.task_id or "", path, request.camera, request.start)
+        return Queued(
+            video.id,
+            video.task_id or "",
+            path,
+            request.camera,
+            request.start,
+            start_source=request.start_source,
+            complete=request.complete,
+        )
 
 
 @dataclass(frozen=True)
@@ -126,8 +142,16 @@ def find_lost(
             .order_by(Video.id)
         ).all()
     for video, camera in rows:
-        start = video.started_at if video.start_source == "option" else None
-        queued = Queued(video.id, video.task_id or "", Path(video.path), camera, start)
+        given = video.start_source in GIVEN_STARTS
+        start = video.started_at if given else None
+        queued = Queued(
+            video.id,
+            video.task_id or "",
+            Path(video.path),
+            camera,
+            start,
+            start_source=video.start_source if given and video.start_source else "option",
+        )
         if video.status == VideoStatus.QUEUED:
             if video.task_id not in on_broker:
                 lost.append(LostWork(queued, "queued, but the broker lost its task", 0))

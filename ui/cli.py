@@ -23,6 +23,7 @@ from footage.secrets import install_secret_filter, mask_secrets
 from footage.settings import Settings
 from ui.cli_cameras import cameras_app
 from ui.cli_common import _reading_catalog, _settings, err, out
+from ui.cli_record import record
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -71,6 +72,7 @@ app.add_typer(db_app, name="db")
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(cameras_app, name="cameras")
+app.command("record")(record)
 
 
 def _parse_start(value: str | None) -> datetime | None:

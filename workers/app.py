@@ -77,10 +77,22 @@ def _worker_ingestor(settings: Settings) -> Ingestor:
 
 
 def _ingest_video_task(
-    task: Any, path: str, camera: str, start: str | None = None, video_id: int | None = None
+    task: Any,
+    path: str,
+    camera: str,
+    start: str | None = None,
+    video_id: int | None = None,
+    start_source: str = "option",
+    complete: bool = False,
 ) -> dict[str, Any]:
     settings: Settings = task.app.conf.footage_settings
-    request = IngestRequest(Path(path), camera, datetime.fromisoformat(start) if start else None)
+    request = IngestRequest(
+        Path(path),
+        camera,
+        datetime.fromisoformat(start) if start else None,
+        start_source=start_source,
+        complete=complete,
+    )
     outcome = _worker_ingestor(settings).ingest(
         request, queued_id=video_id, task_id=task.request.id
     )  # progress is written to the video's row, segment by segment
