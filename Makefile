@@ -46,6 +46,7 @@ bench: setup
 	$(PY) -m bench.vector_bench
 	$(PY) -m bench.ask_llm_bench
 	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m bench.service_bench
+	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m bench.live_lag_bench
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
-from footage.cameras import add_camera
+from footage.cameras import add_camera, update_camera
 from footage.catalog import Camera, CameraGap, Segment, Video
 from footage.db import Catalog
 from footage.settings import Settings
@@ -301,12 +301,13 @@ def test_live_camera_is_recorded_indexed_and_survives_a_restart(
 
 
 def test_unreachable_source_says_why_and_backs_off(tmp_path: Path, onnx_spec: Path) -> None:
+    """...and the supervisor follows the cameras: one added is recorded, one disabled stops."""
     settings = make_settings(tmp_path / "data", None, onnx_spec)
     catalog = Catalog(settings)
     port = _free_port()  # nothing listens there
     add_camera(catalog, "gate", f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/live")
     env = cli_env(settings, **RECORD)
-    recording = Recording(env, tmp_path, "gate")
+    recording = Recording(env, tmp_path)
     try:
         _wait_for(
             lambda: "reconnecting in 2 s" in recording.err.read_text(),
@@ -316,16 +317,31 @@ def test_unreachable_source_says_why_and_backs_off(tmp_path: Path, onnx_spec: Pa
         cam = _camera(catalog, "gate")
         assert cam.recorder_state == "reconnecting"
         assert cam.recorder_error == "ConnectionRefusedError: Connection refused"
+
+        add_camera(catalog, "gate2", f"http://admin:{PASSWORD}@127.0.0.1:{port}/x.ts")
+        _wait_for(
+            lambda: _camera(catalog, "gate2").recorder_state == "reconnecting",
+            30,
+            "the new camera's recorder",
+        )
+        update_camera(catalog, "gate", enabled=False)
+        _wait_for(
+            lambda: _camera(catalog, "gate").recorder_state == "stopped",
+            30,
+            "the disabled camera's recorder to stop",
+        )
+        assert _camera(catalog, "gate2").recorder_state == "reconnecting"
         assert recording.interrupt() == 0
     finally:
         recording.kill()
     shown = recording.said()
     assert "reconnecting in 1 s" in shown and "Traceback" not in shown
+    assert "gate: disabled or removed; stopping its recorder" in said(shown)
     assert PASSWORD not in shown + _catalog_text(catalog)
-    assert _camera(catalog, "gate").recorder_state == "stopped"
+    assert _camera(catalog, "gate2").recorder_state == "stopped"
     assert _videos(catalog) == []
-    # what it missed since it tried: one gap, still open, saying why
-    [gap] = _gaps(catalog)
+    # what it missed since it tried: a gap, still open, saying why
+    gap = _gaps(catalog)[0]
     assert gap.end_at is None and gap.reason == "ConnectionRefusedError: Connection refused"
     catalog.dispose()
 

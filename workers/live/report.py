@@ -4,7 +4,8 @@ last chunk) and the gaps in its recording.
 A database that is briefly unreachable must not stop a recording: a failed report is
 logged (one line) and the next one tries again. Two `footage record` processes must not
 record one camera: `take` is a compare-and-swap on the row (free, stopped, ours, or its
-heartbeat older than `stale_s`), as ingest claims videos.
+heartbeat older than `stale_s`, or its owner a process of this host that has ended), as
+ingest claims videos.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from footage.catalog import Camera, CameraGap, RecorderState
 from footage.db import Catalog
 from footage.secrets import mask_secrets
+from indexer.claims import owner_gone
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,8 @@ def _now() -> datetime:
 
 
 class CameraReport:
-    """Writes one camera's recorder columns and gaps; never raises for a database error."""
+    """Writes one camera's recorder columns and gaps; only `take` raises for a database
+    error (the supervisor tries again)."""
 
     def __init__(self, catalog: Catalog, camera_id: int, name: str, owner: str) -> None:
         self.catalog = catalog
@@ -60,8 +63,22 @@ class CameraReport:
             )
             if cast(CursorResult[Any], result).rowcount:
                 return None
-            camera = session.get_one(Camera, self.camera_id)
-            return camera.recorder_owner or "another recorder"
+            holder = session.get_one(Camera, self.camera_id).recorder_owner
+            if holder and owner_gone(holder):  # a killed recorder on this host: at once
+                result = session.execute(
+                    update(Camera)
+                    .where(Camera.id == self.camera_id, Camera.recorder_owner == holder)
+                    .values(
+                        recorder_owner=self.owner,
+                        recorder_state=RecorderState.STARTING,
+                        recorder_heartbeat_at=at,
+                        recorder_error=None,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                if cast(CursorResult[Any], result).rowcount:
+                    return None
+            return holder or "another recorder"
 
     def _update(self, **values: object) -> bool:
         try:
