@@ -94,8 +94,13 @@ RECORD = _record_settings(
 )
 
 
+def _as_background_job() -> None:
+    """A shell starts background jobs with SIGINT ignored; `footage record` must still stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Recording:
-    """`footage record` as a subprocess, its output in files."""
+    """`footage record` as a subprocess (started as a background job), its output in files."""
 
     def __init__(self, env: dict[str, str], logs: Path, *names: str) -> None:
         self.out = logs / "record.out"
@@ -106,6 +111,7 @@ class Recording:
             stdout=self.out.open("w"),
             stderr=self.err.open("w"),
             start_new_session=True,
+            preexec_fn=_as_background_job,
         )
 
     def interrupt(self, seconds: float = 90) -> int:

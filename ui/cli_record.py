@@ -92,7 +92,9 @@ def record(
         def on_signal(signum: int, _frame: Any) -> None:
             stop.set()
 
-        previous = signal.signal(signal.SIGTERM, on_signal)
+        # Both set explicitly: a process started in the background inherits SIGINT ignored
+        # (then Ctrl-C or `kill -INT` would do nothing), and the supervisor must stop cleanly.
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         say(
             f"recording into {settings.recordings_dir} in {settings.record_chunk_s:g} s chunks; "
             f"chunks go to {sink.mode} ingest"
@@ -114,7 +116,8 @@ def record(
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             say("stopping: closing open chunks")
             supervisor.stop()
             runner.join()

@@ -254,15 +254,25 @@ class Recorder:
             why = reason(exc, self.source.url)
         finally:
             if writer is not None:
-                if writer.packets:
-                    end = self._close(writer, clock, writer.end_ticks)
-                else:
-                    writer.discard()
+                end = self._close_last(writer, clock) or end
         if first_ticks is not None and self._gap is not None:
             self._close_gap(clock.wall(first_ticks))
         if clock.note:
             log.warning("camera %s: %s", self.source.name, clock.note)
         return first_ticks is not None, why, end
+
+    def _close_last(self, writer: ChunkWriter, clock: StreamClock) -> datetime | None:
+        """Close the connection's partial chunk; a file that cannot be finished is dropped
+        (said once), never left as a `.part`."""
+        if not writer.packets:
+            writer.discard()
+            return None
+        try:
+            return self._close(writer, clock, writer.end_ticks)
+        except Exception as exc:
+            log.error("camera %s: its last chunk could not be closed: %s", self.source.name, exc)
+            writer.discard()
+            return None
 
     def _close(self, writer: ChunkWriter, clock: StreamClock, end_ticks: int) -> datetime:
         start_at, end_at = clock.wall(writer.first.pts), clock.wall(end_ticks)

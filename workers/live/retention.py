@@ -51,9 +51,10 @@ def apply_retention(catalog: Catalog, root: Path, now: datetime | None = None) -
         for camera_id, name, hours in cameras:
             cutoff = now - timedelta(hours=float(hours or 0.0))
             folder = stored_root / name
+            under = Video.path.startswith(str(folder) + "/", autoescape=True)
             rows = session.execute(
                 select(Video.path, Video.status, Video.started_at, Video.duration_s).where(
-                    Video.camera_id == camera_id, Video.path.startswith(str(folder) + "/")
+                    Video.camera_id == camera_id, under
                 )
             ).all()
             for path_text, status, started_at, duration_s in rows:
