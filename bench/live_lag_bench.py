@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -200,6 +200,9 @@ def run_once(cameras: int, record_s: float, chunk_s: float, folder: Path) -> Run
             catalog.dispose()
             for process in processes:
                 _end(process)
+            (folder / "videos.json").write_text(
+                json.dumps([[str(x) for x in v] for v in videos], indent=1) + f"\ncut {cut}\n"
+            )
             lags: list[float] = []
             close_lags: list[float] = []
             spans: dict[int, list[tuple[float, float]]] = {}
@@ -248,12 +251,19 @@ def main() -> None:
     parser.add_argument("--record-s", type=float, default=60.0)
     parser.add_argument("--chunk-s", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    parser.add_argument("--keep", type=Path, help="Work in this folder and keep it (logs).")
     args = parser.parse_args()
     if not CLIP.is_file():
         sys.exit(f"missing {CLIP} (set FOOTAGE_SHARED_DIR)")
     runs: list[Run] = []
     for n in args.cameras:
-        with tempfile.TemporaryDirectory(prefix=f"footage-lag-{n}-") as folder:
+        if args.keep:
+            (args.keep / str(n)).mkdir(parents=True, exist_ok=True)
+        with (
+            nullcontext(str(args.keep / str(n)))
+            if args.keep
+            else tempfile.TemporaryDirectory(prefix=f"footage-lag-{n}-")
+        ) as folder:
             console.print(
                 f"{n} camera(s): recording {args.record_s:g} s in {args.chunk_s:g} s chunks"
             )

@@ -43,9 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 class Camera_:
     """tests/rtsp_camera.py in a process of its own: stopped and started like a camera."""
 
-    def __init__(self, port: int, logs: Path) -> None:
+    def __init__(self, port: int, logs: Path, *options: str) -> None:
         self.port = port
         self.logs = logs
+        self.options = options
         self.process: subprocess.Popen[str] | None = None
 
     def url(self, password: str = PASSWORD) -> str:
@@ -54,7 +55,8 @@ class Camera_:
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.rtsp_camera", str(clip(CLIP)), str(self.port)],
+            [sys.executable, "-m", "tests.rtsp_camera", str(clip(CLIP)), str(self.port)]
+            + list(self.options),
             env=env,
             stdout=subprocess.PIPE,
             stderr=(self.logs / f"camera-{self.port}.log").open("a"),
@@ -349,6 +351,28 @@ def test_unreachable_source_says_why_and_backs_off(tmp_path: Path, onnx_spec: Pa
     # what it missed since it tried: a gap, still open, saying why
     gap = _gaps(catalog)[0]
     assert gap.end_at is None and gap.reason == "ConnectionRefusedError: Connection refused"
+    catalog.dispose()
+
+
+def test_a_frozen_picture_is_recorded_whole(tmp_path: Path, onnx_spec: Path) -> None:
+    """A camera showing one still picture sends the same bytes every GOP: its chunks must
+    still be distinct files, or ingest's content hash would drop all but one as copies."""
+    frozen = Camera_(_free_port(), tmp_path, "--frames", "1", "--fps", "10")
+    frozen.start()
+    settings = make_settings(tmp_path / "data", None, onnx_spec)
+    catalog = Catalog(settings)
+    add_camera(catalog, "still", frozen.url())
+    recording = Recording(cli_env(settings, **{**RECORD, "FOOTAGE_RECORD_CHUNK_S": "2"}), tmp_path)
+    try:
+        _wait_for(lambda: len(_done(catalog)) >= 3, 90, "three chunks indexed in-process")
+        assert recording.interrupt() == 0
+    finally:
+        recording.kill()
+        frozen.stop()
+    files = sorted((settings.recordings_dir / "still").glob("*/*.ts"))
+    videos = _videos(catalog)
+    assert sorted(Path(v.path) for v in videos) == files and len(files) >= 3
+    assert {v.status for v in videos} == {"done"}  # the stop finished the last one
     catalog.dispose()
 
 

@@ -4,7 +4,7 @@ A chunk starts at a keyframe, is written under a temporary name, and is renamed 
 closed to `<root>/<camera>/<YYYY-MM-DD>/<camera>_<UTC start>.ts`, so nothing ever reads a
 chunk that is still being written (the temporary name has no video suffix). MPEG-TS because
 a file cut off by a crash or power loss is still readable up to its last packet, and it
-carries H.264/H.265 as they come from cameras. Timestamps are rebased to start at 0.
+carries H.264/H.265 as they come from cameras.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def chunk_path(root: Path, camera: str, start_at: datetime) -> Path:
 class ChunkWriter:
     """One chunk being written: packets in, a closed file out."""
 
-    def __init__(self, root: Path, camera: str, template: Any, first: Placed) -> None:
+    def __init__(
+        self, root: Path, camera: str, template: Any, first: Placed, received: float
+    ) -> None:
         self.root = root
         self.camera = camera
         folder = root / camera
@@ -58,12 +61,17 @@ class ChunkWriter:
         self._output: Any = av.open(str(self.partial), "w", format="mpegts")
         self._stream = self._output.add_stream_from_template(template)
         self.first = first
+        # Timestamps start at the time of day the chunk began (ticks; under MPEG-TS's 26.5 h
+        # wrap even for hour-long chunks), not at 0: two chunks of a frozen picture are then
+        # different files, never one video's duplicate dropped by the content hash.
+        time_base = template.time_base or Fraction(1, 90_000)
+        self._base = first.pts - round((received % 86_400) / time_base)
         self.end_ticks = first.pts + first.duration  # the latest a frame of it lasts to
         self.packets = 0
 
     def write(self, packet: Any, placed: Placed) -> None:
-        packet.pts = placed.pts - self.first.pts
-        packet.dts = placed.dts - self.first.pts
+        packet.pts = placed.pts - self._base
+        packet.dts = placed.dts - self._base
         packet.stream = self._stream
         self._output.mux(packet)
         self.end_ticks = max(self.end_ticks, placed.pts + placed.duration)

@@ -235,11 +235,11 @@ class Recorder:
                 if writer is None:
                     if not packet.is_keyframe:
                         continue  # a chunk starts with a keyframe
-                    writer = ChunkWriter(root, self.source.name, stream, placed)
+                    writer = ChunkWriter(root, self.source.name, stream, placed, received)
                     first_ticks = placed.pts
                 elif packet.is_keyframe and placed.pts - writer.first.pts >= chunk_ticks:
                     end = self._close(writer, clock, placed.pts)
-                    writer = ChunkWriter(root, self.source.name, stream, placed)
+                    writer = ChunkWriter(root, self.source.name, stream, placed, received)
                 writer.write(packet, placed)
                 if self.state != RecorderState.RECORDING:
                     self._set(RecorderState.RECORDING)
