@@ -54,6 +54,8 @@ class Run:
     p50_s: float | None  # lag from the chunk's last frame, as recorded (its wall-clock end)
     p95_s: float | None
     max_s: float | None
+    warm_p50_s: float | None  # the same without each camera's first chunk (workers loading
+    warm_p95_s: float | None  # their models on their first task, and the queue behind them)
     close_p50_s: float | None  # lag from the chunk file's close (its mtime, our clock)
     close_p95_s: float | None
     stream_speed: float | None  # stream seconds per wall second: 1.0 if the cameras kept up
@@ -204,7 +206,12 @@ def run_once(cameras: int, record_s: float, chunk_s: float, folder: Path) -> Run
                 json.dumps([[str(x) for x in v] for v in videos], indent=1) + f"\ncut {cut}\n"
             )
             lags: list[float] = []
+            warm: list[float] = []
             close_lags: list[float] = []
+            firsts = {
+                camera: min(v[2] for v in videos if v[0] == camera and v[2])
+                for camera in {v[0] for v in videos}
+            }
             spans: dict[int, list[tuple[float, float]]] = {}
             not_done = 0
             for camera_id, path, start, duration, status, updated in videos:
@@ -216,6 +223,8 @@ def run_once(cameras: int, record_s: float, chunk_s: float, folder: Path) -> Run
                     not_done += 1
                     continue
                 lags.append((updated - (start + timedelta(seconds=duration or 0))).total_seconds())
+                if start != firsts[camera_id]:
+                    warm.append(lags[-1])
                 close_lags.append(updated.timestamp() - closed)
             speeds = [
                 sum(d for _, d in chunks)
@@ -235,6 +244,8 @@ def run_once(cameras: int, record_s: float, chunk_s: float, folder: Path) -> Run
         round(statistics.median(lags), 2) if lags else None,
         round(_percentile(lags, 0.95), 2) if lags else None,
         round(max(lags), 2) if lags else None,
+        round(statistics.median(warm), 2) if warm else None,
+        round(_percentile(warm, 0.95), 2) if warm else None,
         round(statistics.median(close_lags), 2) if close_lags else None,
         round(_percentile(close_lags, 0.95), 2) if close_lags else None,
         round(statistics.mean(speeds), 3) if speeds else None,
@@ -274,6 +285,7 @@ def main() -> None:
         "lag p50",
         "lag p95",
         "lag max",
+        "warm p50/p95",
         "from close p50/p95",
         "stream speed",
         "not done",
@@ -289,6 +301,7 @@ def main() -> None:
             f"{r.p50_s} s",
             f"{r.p95_s} s",
             f"{r.max_s} s",
+            f"{r.warm_p50_s} / {r.warm_p95_s} s",
             f"{r.close_p50_s} / {r.close_p95_s} s",
             f"{r.stream_speed}",
             str(r.not_done),
