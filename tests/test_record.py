@@ -376,6 +376,48 @@ def test_a_frozen_picture_is_recorded_whole(tmp_path: Path, onnx_spec: Path) -> 
     catalog.dispose()
 
 
+def test_a_stuck_recorder_is_replaced(tmp_path: Path, onnx_spec: Path) -> None:
+    """A camera that freezes (SIGSTOP: connected, silent) while the read timeout is long:
+    the supervisor replaces the recorder after record_stall_s; it records again once the
+    camera wakes."""
+    camera = Camera_(_free_port(), tmp_path)
+    camera.start()
+    settings = make_settings(tmp_path / "data", None, onnx_spec)
+    catalog = Catalog(settings)
+    add_camera(catalog, "hall", camera.url())
+    env = cli_env(
+        settings,
+        **{**RECORD, "FOOTAGE_RECORD_READ_TIMEOUT_S": "60", "FOOTAGE_RECORD_STALL_S": "3"},
+    )
+    recording = Recording(env, tmp_path)
+    assert camera.process is not None
+    try:
+        _wait_for(lambda: len(_done(catalog)) >= 1, 90, "a first chunk indexed")
+        os.killpg(camera.process.pid, signal.SIGSTOP)
+        _wait_for(
+            lambda: "restarting its recorder" in recording.err.read_text(),
+            30,
+            "the supervisor to notice the stall",
+        )
+        woke = datetime.now(UTC)
+        os.killpg(camera.process.pid, signal.SIGCONT)
+        _wait_for(
+            lambda: any(v.started_at > woke for v in _done(catalog)),
+            60,
+            "a chunk recorded after the camera woke",
+        )
+        assert recording.interrupt() == 0
+    finally:
+        recording.kill()
+        if camera.process is not None:
+            os.killpg(camera.process.pid, signal.SIGCONT)
+        camera.stop()
+    shown = said(recording.said())
+    assert "hall: no video for" in shown and "Traceback" not in shown
+    assert _camera(catalog, "hall").recorder_state == "stopped"
+    catalog.dispose()
+
+
 def test_a_named_camera_must_exist_and_be_live(tmp_path: Path, onnx_spec: Path) -> None:
     settings = make_settings(tmp_path / "data", None, onnx_spec)
     Catalog(settings).dispose()
