@@ -14,6 +14,7 @@ re-sent task harmless: it finds the video done, or being done, and says so.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -22,13 +23,50 @@ from typing import Any
 from celery import Celery, signals
 
 from footage.db import Catalog
-from footage.errors import Unavailable
+from footage.errors import InvalidInput, Unavailable
 from footage.secrets import install_secret_filter
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
 
-QUEUE = "footage.ingest"
+QUEUE = "footage.ingest"  # the default of FOOTAGE_INGEST_QUEUE
 TASK = "footage.ingest_video"
+# Model work: decoding, the detector, CLIP. Each goes to the queue `task_routes` names, so
+# GPU machines can be given it (FOOTAGE_INGEST_QUEUE, `footage worker --queues`).
+MODEL_TASKS = (TASK, "footage.ingest_chunk", "footage.join_chunks")
+
+
+def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
+    """Celery's `task_routes`: each model task by name to the queue that settings give."""
+    return {name: {"queue": settings.ingest_queue} for name in MODEL_TASKS}
+
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+
+
+def worker_queues(settings: Settings, given: str | None) -> tuple[str, ...]:
+    """The queues a worker consumes: those given (comma-separated), else the ingest queue."""
+    if given is None:
+        return (settings.ingest_queue,)
+    names = tuple(dict.fromkeys(n.strip() for n in given.split(",") if n.strip()))
+    bad = [n for n in names if not _QUEUE_NAME.match(n)]
+    if not names or bad:
+        shown = ", ".join(repr(n[:40]) for n in bad) or "none"
+        raise InvalidInput(
+            f"queue names are letters, digits and . _ : - (got {shown}); "
+            "e.g. --queues footage.ingest,footage.gpu"
+        )
+    return names
+
+
+def queue_for(app: Celery, task: str) -> str:
+    """The queue a task is sent to, by the app's routes (the default queue otherwise)."""
+    route = (app.conf.task_routes or {}).get(task) or {}
+    return str(route.get("queue") or app.conf.task_default_queue)
+
+
+def routed_queues(app: Celery) -> tuple[str, ...]:
+    """Every queue this app sends model work to (what the sweeper looks in)."""
+    return tuple(dict.fromkeys(queue_for(app, name) for name in MODEL_TASKS))
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -46,7 +84,8 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=QUEUE,
+        task_default_queue=settings.ingest_queue,
+        task_routes=task_routes(settings),
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,

@@ -21,7 +21,7 @@ from celery import Celery
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.queued import MAX_ATTEMPTS, Queued, find_lost, give_up, requeue
-from workers.app import QUEUE, TASK
+from workers.app import TASK, queue_for, routed_queues
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,15 @@ def _task_id(raw: bytes | str) -> str | None:
         return None
 
 
-def broker_tasks(broker_url: str) -> BrokerTasks:
-    """The task ids the Redis broker holds for the ingest queue."""
+def broker_tasks(broker_url: str, names: tuple[str, ...]) -> BrokerTasks:
+    """The task ids the Redis broker holds for the given queues."""
     client = redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=5)
     try:
-        queues = [QUEUE, *(k.decode() for k in client.scan_iter(f"{QUEUE}{_PRIORITY_SEP}*"))]
+        queues = [
+            queue
+            for name in names
+            for queue in [name, *(k.decode() for k in client.scan_iter(f"{name}{_PRIORITY_SEP}*"))]
+        ]
         waiting = {
             task
             for queue in queues
@@ -82,14 +86,14 @@ def broker_tasks(broker_url: str) -> BrokerTasks:
 
 def send(app: Celery, queued: Queued) -> None:
     """Publish the task for a queued row (its id is the row's task id)."""
-    app.send_task(TASK, args=queued.task_args(), task_id=queued.task_id, queue=QUEUE)
+    app.send_task(TASK, args=queued.task_args(), task_id=queued.task_id, queue=queue_for(app, TASK))
 
 
 def sweep(catalog: Catalog, app: Celery, settings: Settings) -> SweepReport:
     """One round: re-send lost work, give up on work that died too often."""
     assert settings.broker_url
     try:
-        held = broker_tasks(settings.broker_url)
+        held = broker_tasks(settings.broker_url, routed_queues(app))
     except redis.RedisError as exc:
         return SweepReport(error=f"broker unreachable: {exc}")
     lost = find_lost(
