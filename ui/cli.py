@@ -23,6 +23,8 @@ from footage.secrets import install_secret_filter, mask_secrets
 from footage.settings import Settings
 from ui.cli_cameras import cameras_app
 from ui.cli_common import _reading_catalog, _settings, err, out
+from ui.cli_queue import queue
+from ui.cli_watch import watch
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -71,6 +73,8 @@ app.add_typer(db_app, name="db")
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(cameras_app, name="cameras")
+app.command("watch")(watch)
+app.command("queue")(queue)
 
 
 def _parse_start(value: str | None) -> datetime | None:
@@ -654,19 +658,41 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="Queues to take work from, comma-separated (default: FOOTAGE_INGEST_QUEUE, "
+            "footage.ingest). A GPU machine: --queues footage.gpu, with FOOTAGE_INGEST_QUEUE="
+            "footage.gpu where files are queued.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="This worker's name (NAME@host); several on one host need their own."
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker that ingests queued videos (needs FOOTAGE_BROKER_URL)."""
     from footage.errors import Unavailable
-    from workers.app import QUEUE, worker_app
+    from workers.app import worker_app, worker_queues
 
     settings = _settings()
     try:
+        names = worker_queues(settings, queues)
         celery = worker_app(settings)
     except Unavailable as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
-    celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])
+    argv = ["worker", f"--concurrency={concurrency}", "-Q", ",".join(names), "--loglevel=INFO"]
+    if name is not None:
+        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise typer.BadParameter("letters, digits and . _ - only", param_hint="--name")
+        argv.append(f"--hostname={name}@%h")
+    celery.worker_main(argv)
 
 
 CONSOLE_ADDRESS = "127.0.0.1"
