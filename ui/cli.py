@@ -698,11 +698,15 @@ def worker(
 CONSOLE_ADDRESS = "127.0.0.1"
 
 
-def console_command(port: int | None, settings: Settings | None = None) -> list[str]:
+def console_command(
+    port: int | None, settings: Settings | None = None, address: str = CONSOLE_ADDRESS
+) -> list[str]:
     """The Streamlit command line that serves ui/console/app.py on this machine only.
 
     The WebSocket answers only Hosts naming this machine (DNS rebinding), the agent API is
-    off, and uploads are refused by the server above the example-image byte cap.
+    off, and uploads are refused by the server above the example-image byte cap. `address`
+    is where it listens: 0.0.0.0 only inside a container whose port is published to the
+    host's loopback (docker-compose.yml); the allowed Hosts stay this machine's names.
     """
     max_bytes = (settings or Settings()).max_image_bytes
     command = [
@@ -714,7 +718,7 @@ def console_command(port: int | None, settings: Settings | None = None) -> list[
         "--server.headless",
         "true",
         "--server.address",
-        CONSOLE_ADDRESS,
+        address,
         "--browser.gatherUsageStats",
         "false",
         "--client.toolbarMode",
@@ -737,6 +741,13 @@ def console(
         int | None,
         typer.Option(min=1, max=65535, help="Port on 127.0.0.1 (default: Streamlit's, 8501)."),
     ] = None,
+    address: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on; 0.0.0.0 only in a container published to the host's "
+            "loopback (the console has no login)."
+        ),
+    ] = CONSOLE_ADDRESS,
 ) -> None:
     """Serve the search console (search, videos, timeline, SQL) in the browser."""
     import importlib.util
@@ -747,7 +758,12 @@ def console(
     if importlib.util.find_spec("streamlit") is None:
         err.print("[red]The console needs Streamlit:[/red] pip install streamlit")
         raise typer.Exit(2)
-    server = subprocess.Popen(console_command(port, settings))
+    if address not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"[yellow]Listening on {escape(address)}:[/yellow] the console has no login; "
+            "publish its port to the host's loopback only (127.0.0.1:PORT:PORT)."
+        )
+    server = subprocess.Popen(console_command(port, settings, address))
     # Ctrl-C reaches the whole process group; a plain `kill` of this process must reach
     # the server too, or it would be left running.
     signal.signal(signal.SIGTERM, lambda signum, _frame: server.send_signal(signum))
