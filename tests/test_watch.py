@@ -225,3 +225,57 @@ def test_with_a_broker_files_are_queued_on_the_routed_queue_and_a_gpu_worker_tak
     taken = "footage.ingest_video["  # Celery logs "Task NAME[ID] received"
     assert taken not in logs[0] and taken in logs[1], logs
     catalog.dispose()
+
+
+class _Handoff:
+    """Stands in for the sink: the watcher only puts stable files on its queue."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.handoff: queue.Queue[tuple[Path, object]] = queue.Queue(10)
+
+
+def test_a_huge_folder_with_a_symlink_loop_is_taken_a_bounded_batch_at_a_time(
+    tmp_path: Path, onnx_spec: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers import watch
+
+    monkeypatch.setattr(watch, "MAX_PENDING", 40)
+    root = tmp_path / "nvr"
+    for day in range(5):
+        folder = root / f"day{day}"
+        folder.mkdir(parents=True)
+        (folder / "loop").symlink_to(root, target_is_directory=True)  # never followed
+        for n in range(60):
+            (folder / f"{n:03}.mp4").write_bytes(b"x" * n)
+        (folder / "upload.mp4.part").write_bytes(b"half")
+        (folder / ".hidden.mp4").write_bytes(b"h")
+    (root / "notes.txt").write_text("not a video")
+    # stable_s 0 with old files: every file is stable the first time it is seen
+    settings = make_settings(tmp_path / "data", None, onnx_spec, stable_s=0.0)
+    sink = _Handoff()
+    watcher = watch.Watcher(root, sink, settings, lambda event: None)  # type: ignore[arg-type]
+    handed: list[Path] = []
+    for _ in range(10_000):
+        watcher.step()
+        assert len(watcher.pending) <= 40  # bounded, whatever the folder holds
+        while not sink.handoff.empty():
+            handed.append(sink.handoff.get_nowait()[0])
+        if len(handed) >= 300 and not watcher.pending and not watcher._scans:
+            break
+    assert len(handed) == len(set(handed)) == 300  # every video once, nothing twice
+    assert all(p.suffix == ".mp4" and "loop" not in p.parts for p in handed)
+    watcher.step()  # nothing changed: nothing is handed again
+    assert sink.handoff.empty()
+
+
+def test_what_counts_as_a_video_to_watch(tmp_path: Path) -> None:
+    from workers.watch import is_candidate
+
+    root = tmp_path
+    assert is_candidate(root / "a" / "cam1.MP4", root)
+    assert is_candidate(root / "rec.ts", root)
+    for name in ("rec.mp4.part", "rec.tmp", ".rec.mp4", "notes.txt", ".cache/rec.mp4"):
+        assert not is_candidate(root / name, root), name
+    assert not is_candidate(tmp_path.parent / "elsewhere.mp4", root)  # moved out of the folder

@@ -44,10 +44,10 @@ def watch(
     def report(event: WatchEvent) -> None:
         style, word = _STYLES.get(event.outcome, ("white", str(event.outcome)))
         where = f"{event.path}  " if event.path is not None else ""
+        # A name that is not UTF-8 (bytes from another system) is shown with escapes.
+        said = (where + event.message).encode("utf-8", "backslashreplace").decode("utf-8")
         with lock:
-            out.print(
-                f"[{style}]{word:>7}[/{style}]  {escape(where + event.message)}", soft_wrap=True
-            )
+            out.print(f"[{style}]{word:>7}[/{style}]  {escape(said)}", soft_wrap=True)
 
     catalog = Catalog(settings)  # watching may be the catalog's first use: migrate
     watcher, sink, observer = start_watching(root, camera, settings, catalog, report)

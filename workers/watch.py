@@ -212,7 +212,12 @@ class Sink:
             except Exception as exc:  # one file's trouble never stops the watcher
                 log.exception("watch: %s", path)
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-                self.report(WatchEvent(WatchOutcome.FAILED, path, f"{type(exc).__name__}: {first}"))
+                try:
+                    self.report(
+                        WatchEvent(WatchOutcome.FAILED, path, f"{type(exc).__name__}: {first}")
+                    )
+                except Exception:
+                    log.exception("watch: cannot report on %r", path)
             finally:
                 self.current = None
 
