@@ -222,3 +222,35 @@ def test_the_command_before_any_catalog_says_what_to_run(
     )  # fmt: skip
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     assert "footage db upgrade" in run.stderr or "ingest" in run.stderr, run.stderr
+
+
+def test_watching_the_queue_refreshes_until_ctrl_c(
+    tmp_path: Path, settings: Settings, catalog: Catalog
+) -> None:
+    import os
+    import signal
+    import time
+
+    _fill(catalog)
+    log = tmp_path / "queue.log"
+    with log.open("wb") as handle:
+        watching = subprocess.Popen(
+            [*FOOTAGE_CLI, "queue", "--watch"],
+            env=cli_env(settings, COLUMNS="200"),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "queued 1" not in log.read_text(errors="replace"):
+                assert watching.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "no queue shown"
+                time.sleep(0.2)
+            os.killpg(watching.pid, signal.SIGINT)  # Ctrl-C
+            code = watching.wait(30)
+        finally:
+            if watching.poll() is None:
+                os.killpg(watching.pid, signal.SIGKILL)
+                watching.wait(10)
+    assert code == 0 and "Traceback" not in log.read_text(), log.read_text()

@@ -145,6 +145,12 @@ def queue(
         from rich.live import Live
 
         try:
+            if not out.is_terminal:  # a log or a pipe: one snapshot after another
+                while True:
+                    out.print(render(*_read(catalog, settings)))
+                    out.print(f"[dim]-- {time.strftime('%H:%M:%S')}[/dim]")
+                    out.file.flush()
+                    time.sleep(REFRESH_S)
             with Live(render(*_read(catalog, settings)), console=out, auto_refresh=False) as live:
                 while True:
                     time.sleep(REFRESH_S)

@@ -72,7 +72,8 @@ def watch(
             catalog.dispose()
             err.print("Stopped.")
         else:
+            doing = "queueing" if sink.queues else "ingesting"
             err.print(
-                f"Stopped while ingesting {escape(str(abandoned))}: it is redone when the "
+                f"Stopped while {doing} {escape(str(abandoned))}: it is taken again when the "
                 "watcher (or `footage ingest`) next sees it."
             )
