@@ -19,7 +19,7 @@ from sqlalchemy import select
 from footage.catalog import Video
 from footage.db import Catalog
 from footage.settings import Settings
-from tests.conftest import FOOTAGE_CLI, _pg_database, cli_env, clip, make_settings
+from tests.conftest import FOOTAGE_CLI, PETS, _pg_database, cli_env, clip, make_settings
 from tests.queue_helpers import PrivateRedis, Workers, wait_for
 
 SLOW = "intel_worker-zone_480x270_from-gif.mp4"  # 4.73 s
@@ -138,6 +138,36 @@ def test_files_written_slowly_are_ingested_once_complete_and_never_again(
     assert len(said(again.output(), "indexed")) == 1, again.output()
     skipped = said(again.output(), "skipped")
     assert len(skipped) == 2 and all("already indexed" in line for line in skipped), skipped
+    catalog.dispose()
+
+
+def test_a_watcher_stopped_mid_ingest_finishes_the_file_after_a_restart(
+    watching: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    from tests.catalog_checks import counts
+
+    settings, folder = watching
+    catalog = Catalog(settings)
+    watcher = WatchProcess(settings, folder, tmp_path / "watch.log")
+    try:
+        shutil.copyfile(clip(PETS), folder / PETS)  # 79.5 s of 768x576: 16 segments of 5 s
+        wait_for(lambda: counts(catalog)["segments"] >= 2, 240, "the ingest to be under way")
+    finally:
+        code = watcher.stop()  # SIGTERM, mid-video
+    assert code == 0, watcher.output()
+    assert "Stopped while ingesting" in watcher.output(), watcher.output()
+    assert "Traceback" not in watcher.output(), watcher.output()
+    assert _statuses(catalog) == {PETS: "processing"}
+
+    again = WatchProcess(settings, folder, tmp_path / "watch-again.log")
+    try:
+        wait_for(lambda: _statuses(catalog) == {PETS: "done"}, 300, "the restart to finish it")
+    finally:
+        assert again.stop() == 0, again.output()
+    video = _videos(catalog)[PETS]
+    assert video.duration_s == pytest.approx(79.5, abs=0.2)
+    assert counts(catalog)["segments"] == 16  # every segment once
+    assert len(said(again.output(), "indexed")) == 1, again.output()
     catalog.dispose()
 
 

@@ -409,11 +409,12 @@ def watch(
 
 
 def stop_watching(watcher: Watcher, sink: Sink, observer: BaseObserver) -> Path | None:
-    """Stop all three; the file the sink was still ingesting (abandoned: its claim's owner
-    is gone with this process, so the next ingest of it redoes it at once), if any."""
+    """Stop all three at once; the file the sink was still working on, if any (abandoned:
+    its claim's owner is gone with this process, so the next ingest of it, the watcher's
+    after a restart, takes it over at once and redoes it)."""
     watcher.stop()
     observer.stop()
+    finished = sink.stop(timeout_s=1.0)
     in_hand = sink.current
-    finished = sink.stop(timeout_s=2.0 if in_hand is None else 5.0)
     observer.join(timeout=5)
     return None if finished else in_hand
