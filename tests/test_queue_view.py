@@ -19,10 +19,9 @@ from footage.settings import Settings
 from search.queue import QueueState, queue_snapshot
 from tests.conftest import FOOTAGE_CLI, cli_env
 
-NOW = datetime.now(UTC)
-
 
 def _video(catalog: Catalog, name: str, status: str, **values: object) -> int:
+    now = datetime.now(UTC)
     with catalog.unit_of_work() as session:
         camera = camera_row(session, "yard")
         video = Video(
@@ -31,8 +30,8 @@ def _video(catalog: Catalog, name: str, status: str, **values: object) -> int:
             path=f"/srv/yard/{name}",
             size_bytes=1000,
             status=status,
-            created_at=NOW,
-            **{"progress_s": 0.0, "attempts": 1, "updated_at": NOW, **values},
+            created_at=now,
+            **{"progress_s": 0.0, "attempts": 1, "updated_at": now, **values},
         )
         session.add(video)
         session.flush()
@@ -51,17 +50,18 @@ def _chunk(catalog: Catalog, video_id: int, no: int, status: str, **values: obje
                 attempts=1,
                 progress_s=values.pop("progress_s", 0.0),
                 segments=0,
-                updated_at=NOW,
+                updated_at=datetime.now(UTC),
                 **values,
             )
         )
 
 
-def _fill(catalog: Catalog) -> dict[str, int]:
-    live, dead = NOW + timedelta(seconds=50), NOW - timedelta(seconds=5)
+def _fill(catalog: Catalog, now: datetime) -> dict[str, int]:
+    """Videos in every state, leases judged at `now` (live ones run 10 more minutes)."""
+    live, dead = now + timedelta(minutes=10), now - timedelta(seconds=5)
     ids = {
         "waiting": _video(
-            catalog, "waiting.mp4", VideoStatus.QUEUED, queued_at=NOW - timedelta(minutes=3)
+            catalog, "waiting.mp4", VideoStatus.QUEUED, queued_at=now - timedelta(minutes=3)
         ),
         "busy": _video(
             catalog,
@@ -72,7 +72,7 @@ def _fill(catalog: Catalog) -> dict[str, int]:
             claim_owner="hostA:11 task t1",
             claim_token="a",
             lease_until=live,
-            heartbeat_at=NOW - timedelta(seconds=4),
+            heartbeat_at=now - timedelta(seconds=4),
         ),
         "stuck": _video(
             catalog,
@@ -83,7 +83,7 @@ def _fill(catalog: Catalog) -> dict[str, int]:
             claim_owner="hostB:22 task t2",
             claim_token="b",
             lease_until=dead,
-            heartbeat_at=NOW - timedelta(seconds=65),
+            heartbeat_at=now - timedelta(seconds=65),
         ),
         "long": _video(
             catalog,
@@ -93,7 +93,7 @@ def _fill(catalog: Catalog) -> dict[str, int]:
             claim_owner="hostA:11 task t3",
             claim_token="c",
             lease_until=live,
-            heartbeat_at=NOW,
+            heartbeat_at=now,
         ),
         "done": _video(catalog, "done.mp4", VideoStatus.DONE, duration_s=5.0, progress_s=5.0),
         "older": _video(
@@ -101,7 +101,7 @@ def _fill(catalog: Catalog) -> dict[str, int]:
             "older.mp4",
             VideoStatus.FAILED,
             error="no decodable video frames",
-            updated_at=NOW - timedelta(hours=1),
+            updated_at=now - timedelta(hours=1),
         ),
         "newer": _video(catalog, "[bold]newer.mp4", VideoStatus.FAILED, error="[red]cut off[/red]"),
     }
@@ -118,8 +118,8 @@ def _fill(catalog: Catalog) -> dict[str, int]:
             .where(Camera.name == "gate")
             .values(
                 recorder_state="recording",
-                recorder_heartbeat_at=NOW - timedelta(seconds=3),
-                last_chunk_at=NOW - timedelta(minutes=42),
+                recorder_heartbeat_at=now - timedelta(seconds=3),
+                last_chunk_at=now - timedelta(minutes=42),
                 recorder_error="reconnected twice",
             )
         )
@@ -129,8 +129,9 @@ def _fill(catalog: Catalog) -> dict[str, int]:
 def test_the_snapshot_counts_every_state_and_shows_progress_workers_and_lag(
     catalog: Catalog,
 ) -> None:
-    ids = _fill(catalog)
-    snap = queue_snapshot(catalog, now=NOW)
+    now = datetime.now(UTC)
+    ids = _fill(catalog, now)
+    snap = queue_snapshot(catalog, now=now)
     c = snap.counts
     assert (c.queued, c.running, c.stale, c.done, c.failed) == (1, 2, 1, 1, 2)
     assert c.busy
@@ -176,7 +177,7 @@ def _free_port() -> int:
 def test_the_command_shows_it_all_literally_and_says_when_the_broker_is_down(
     settings: Settings, catalog: Catalog
 ) -> None:
-    _fill(catalog)
+    _fill(catalog, datetime.now(UTC))
     down = f"redis://:hunter2@127.0.0.1:{_free_port()}/0"  # nothing listens there
     run = subprocess.run(
         [*FOOTAGE_CLI, "queue"],
@@ -231,7 +232,7 @@ def test_watching_the_queue_refreshes_until_ctrl_c(
     import signal
     import time
 
-    _fill(catalog)
+    _fill(catalog, datetime.now(UTC))
     log = tmp_path / "queue.log"
     with log.open("wb") as handle:
         watching = subprocess.Popen(

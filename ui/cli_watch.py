@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from footage.secrets import mask_secrets
 from ui.cli_common import _settings, err, out
 
 _STYLES = {
@@ -45,7 +48,8 @@ def watch(
         style, word = _STYLES.get(event.outcome, ("white", str(event.outcome)))
         where = f"{event.path}  " if event.path is not None else ""
         # A name that is not UTF-8 (bytes from another system) is shown with escapes.
-        said = (where + event.message).encode("utf-8", "backslashreplace").decode("utf-8")
+        said = mask_secrets(where + event.message)  # a broker's error may name its URL
+        said = said.encode("utf-8", "backslashreplace").decode("utf-8")
         with lock:
             out.print(f"[{style}]{word:>7}[/{style}]  {escape(said)}", soft_wrap=True)
 
@@ -77,3 +81,8 @@ def watch(
                 f"Stopped while {doing} {escape(str(abandoned))}: it is taken again when the "
                 "watcher (or `footage ingest`) next sees it."
             )
+            # The sink's thread is inside native code (decoder, onnxruntime): letting the
+            # interpreter tear down around it aborts the process. Leave now, output flushed.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)

@@ -156,7 +156,8 @@ def known(catalog: Catalog, path: Path, state: FileState) -> str | None:
             same = video.size_bytes == state.size and video.mtime_ns == state.mtime_ns
             if video.status == VideoStatus.QUEUED:
                 return f"already queued as video {video.id}"
-            if video.status == VideoStatus.PROCESSING and not owner_gone(video.claim_owner):
+            alive = video.claim_is_live() and not owner_gone(video.claim_owner)
+            if video.status == VideoStatus.PROCESSING and alive:
                 return f"already being ingested as video {video.id} by {video.claim_owner}"
             if same and video.status == VideoStatus.DONE:
                 return f"already indexed as video {video.id}"
@@ -256,7 +257,10 @@ class Sink:
     def _ingest(self, request: IngestRequest) -> None:
         if self._ingestor is None:
             self._ingestor = Ingestor(self.catalog, self.settings)
+        said = len(self._ingestor.notices)
         outcome = self._ingestor.ingest(request)
+        for notice in self._ingestor.notices[said:]:  # what is switched off, said once
+            self.report(WatchEvent(WatchOutcome.NOTE, None, notice))
         kind = {
             IngestStatus.DONE: WatchOutcome.INDEXED,
             IngestStatus.FAILED: WatchOutcome.FAILED,
