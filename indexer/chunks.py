@@ -8,7 +8,7 @@ its start, analysed but not written, so that sampling, motion, "last check" and 
 reach its first segment as in a whole-file run. Its segments, detections and image vectors
 are written as it goes; its track numbers start at chunk_no * TRACK_BASE.
 
-The chunk that finishes last joins them (`join_video`): tracks that cross a border are
+The chunk that finishes last joins them (indexer/stitch.py): tracks that cross a border are
 stitched (the pre-roll saw the very same frames as the end of the previous chunk: a track
 is the same when its boxes there are the previous chunk's, same label and IoU >= 0.5),
 tracks are numbered 1..n by first appearance, descriptions take the final numbers, and
@@ -22,9 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from footage.catalog import (
@@ -48,7 +46,6 @@ from footage.catalog import (
 )
 from footage.db import Catalog
 from footage.settings import Settings
-from indexer.backfill import video_segment_text_vectors, video_track_vectors
 from indexer.claims import Claim, ClaimLost, Claims, Heartbeat, now, owner_gone, owner_name
 from indexer.decode import FrameSampler, SampleWindow
 from indexer.detectors import Detector
@@ -118,7 +115,7 @@ class ChunkClaim:
     owner: str
 
 
-def _rows(session: Session, statement: Any) -> int:
+def rows_changed(session: Session, statement: Any) -> int:
     result = session.execute(statement.execution_options(synchronize_session=False))
     return cast(CursorResult[Any], result).rowcount
 
@@ -145,7 +142,7 @@ class ChunkClaims:
             )
             if chunk.status == ChunkStatus.PROCESSING and owner_gone(chunk.claim_owner):
                 free = VideoChunk.claim_token == chunk.claim_token  # its owner died here
-            taken = _rows(
+            taken = rows_changed(
                 session,
                 update(VideoChunk)
                 .where(
@@ -182,7 +179,7 @@ class ChunkClaims:
     def renew(self, session: Session, claim: ChunkClaim, **values: object) -> None:
         at = now()
         changes = {"lease_until": at + self.lease, "heartbeat_at": at, "updated_at": at, **values}
-        if not _rows(
+        if not rows_changed(
             session,
             update(VideoChunk)
             .where(VideoChunk.id == claim.chunk_id, VideoChunk.claim_token == claim.token)
@@ -192,7 +189,7 @@ class ChunkClaims:
                 f"chunk {claim.chunk_id} of video {claim.video_id} was taken over while this "
                 "worker was stalled; its result stands"
             )
-        _rows(
+        rows_changed(
             session,
             update(Video)
             .where(Video.id == claim.video_id, Video.claim_owner.startswith(CHUNKS_OWNER))
@@ -430,395 +427,3 @@ def _reason(exc: BaseException) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-# -- the join -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JoinReport:
-    video_id: int
-    chunks: int
-    segments: int
-    tracks: int
-    stitched: int  # tracks of a later chunk joined to one of the chunk before
-    duration_s: float
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def border_matches(border: Sequence[BorderBox], before: Sequence[BorderBox]) -> dict[int, int]:
-    """Later chunk's track → earlier chunk's track, where the later one's pre-roll boxes are
-    the earlier one's written boxes (same frame, same label, IoU >= 0.5), by most votes;
-    one-to-one."""
-    by_time: dict[float, list[BorderBox]] = {}
-    for box in before:
-        by_time.setdefault(round(box.t, 3), []).append(box)
-    votes: Counter[tuple[int, int]] = Counter()
-    for box in border:
-        candidates = [
-            (iou, other.track_no)
-            for other in by_time.get(round(box.t, 3), [])
-            if other.label == box.label and (iou := _iou(box.box, other.box)) >= _STITCH_IOU
-        ]
-        if candidates:
-            votes[(box.track_no, max(candidates)[1])] += 1
-    pairs: dict[int, int] = {}
-    taken: set[int] = set()
-    for (later, earlier), _ in votes.most_common():
-        if later not in pairs and earlier not in taken:
-            pairs[later] = earlier
-            taken.add(earlier)
-    return pairs
-
-
-def take_join(catalog: Catalog, claims: Claims, video_id: int) -> Claim | None:
-    """The video's claim for its join, when every chunk is done and nobody live joins it."""
-    at = now()
-    with catalog.unit_of_work() as session:
-        video = session.get(Video, video_id)
-        if video is None or video.status != VideoStatus.PROCESSING:
-            return None
-        chunks = session.scalars(select(VideoChunk).where(VideoChunk.video_id == video_id)).all()
-        if not chunks or any(c.status != ChunkStatus.DONE for c in chunks):
-            return None
-        ours = (video.claim_owner or "").startswith(CHUNKS_OWNER)
-        if not ours and video.claim_is_live(at) and not owner_gone(video.claim_owner):
-            return None
-        claim = Claim(video_id, str(uuid.uuid4()), claims.owner)
-        seen = (
-            Video.claim_token == video.claim_token
-            if video.claim_token
-            else Video.claim_token.is_(None)
-        )
-        taken = _rows(
-            session,
-            update(Video)
-            .where(Video.id == video_id, Video.status == VideoStatus.PROCESSING, seen)
-            .values(
-                claim_token=claim.token,
-                claim_owner=claims.owner,
-                lease_until=at + claims.lease,
-                heartbeat_at=at,
-                updated_at=at,
-            ),
-        )
-        return claim if taken else None
-
-
-def join_video(
-    catalog: Catalog, settings: Settings, embedders: Embedders, video_id: int, task_id: str | None
-) -> JoinReport | None:
-    """Stitch, renumber and embed a video whose chunks are all done; None when it is not
-    this call's to join (not all done, or joined or being joined elsewhere)."""
-    claims = Claims(catalog, settings.lease_s, owner_name(task_id))
-    claim = take_join(catalog, claims, video_id)
-    if claim is None:
-        return None
-    with Heartbeat(claims, claim):
-        with catalog.unit_of_work() as session:
-            claims.renew(session, claim)
-            stitched, tracks = _stitch_and_number(session, video_id, settings)
-        vectors = VectorWriter()
-        text = video_segment_text_vectors(catalog, embedders, video_id)
-        with catalog.unit_of_work() as session:
-            claims.renew(session, claim)
-            vectors.write(session, text)
-        objects = video_track_vectors(catalog, embedders, video_id, settings.media_dir)
-        with catalog.unit_of_work() as session:
-            claims.renew(session, claim)
-            vectors.write(session, objects)
-            chunks = session.scalars(
-                select(VideoChunk)
-                .where(VideoChunk.video_id == video_id)
-                .order_by(VideoChunk.chunk_no)
-            ).all()
-            video = session.get_one(Video, video_id)
-            duration = chunks[-1].decoded_s or 0.0
-            warnings = [f"chunk {c.chunk_no}: {c.error}" for c in chunks if c.error]
-            declared = video.duration_s
-            truncated = _truncated(declared, duration)
-            segments = session.scalar(
-                select(func.count()).select_from(Segment).where(Segment.video_id == video_id)
-            )
-            claims.release(
-                session,
-                claim,
-                VideoStatus.FAILED if truncated else VideoStatus.DONE,
-                error=truncated,
-                duration_s=duration,
-                progress_s=duration,
-                warning="; ".join(warnings) or None,
-            )
-    return JoinReport(video_id, len(chunks), segments or 0, tracks, stitched, duration)
-
-
-def _truncated(declared: float | None, decoded: float) -> str | None:
-    if not declared or decoded >= 0.9 * declared or declared - decoded < 2.0:
-        return None
-    return (
-        f"truncated or damaged: only {decoded:.1f} s of the {declared:.1f} s the file declares "
-        "could be decoded; that part is indexed"
-    )
-
-
-def _written_border(session: Session, video_id: int, start: float, end: float) -> list[BorderBox]:
-    rows = session.execute(
-        select(Detection, Track.track_no)
-        .join(Track, Track.id == Detection.track_id)
-        .where(
-            Detection.video_id == video_id, Detection.offset_s >= start, Detection.offset_s < end
-        )
-    ).all()
-    return [BorderBox(d.offset_s, d.label, (d.x1, d.y1, d.x2, d.y2), int(no)) for d, no in rows]
-
-
-def _stitch_and_number(session: Session, video_id: int, settings: Settings) -> tuple[int, int]:
-    """Merge border-crossing tracks, number tracks 1..n by first appearance, and put the
-    final numbers in the descriptions. Returns (tracks stitched, tracks left)."""
-    policy = AnalysisPolicy.from_settings(settings)
-    chunks = session.scalars(
-        select(VideoChunk).where(VideoChunk.video_id == video_id).order_by(VideoChunk.chunk_no)
-    ).all()
-    parent: dict[int, int] = {}
-
-    def root(no: int) -> int:
-        while no in parent:
-            no = parent[no]
-        return no
-
-    for chunk in chunks[1:]:
-        border = [
-            BorderBox(t, label, (b[0], b[1], b[2], b[3]), no)
-            for t, label, b, no in json.loads(chunk.border or "[]")
-        ]
-        if not border:
-            continue
-        before = _written_border(
-            session, video_id, preroll_start(chunk.start_s, policy), chunk.start_s
-        )
-        for later, earlier in border_matches(border, before).items():
-            parent[later] = root(earlier)
-    tracks = {
-        t.track_no: t for t in session.scalars(select(Track).where(Track.video_id == video_id))
-    }
-    stitched = 0
-    for later_no in sorted(parent):
-        joining, keep = tracks.get(later_no), tracks.get(root(later_no))
-        if joining is None or keep is None:
-            continue  # the later track ended in the pre-roll: nothing of it was written
-        _merge(session, keep, joining)
-        del tracks[later_no]
-        stitched += 1
-    session.flush()
-    order = sorted(tracks.values(), key=lambda t: (t.first_s, t.track_no))
-    final = {t.track_no: n for n, t in enumerate(order, start=1)}
-    for no in parent:
-        if root(no) in final:
-            final[no] = final[root(no)]
-    for track in order:  # two steps: the numbers are unique per video at every moment
-        track.track_no = -final[track.track_no]
-    session.flush()
-    for track in order:
-        track.track_no = -track.track_no
-    _renumber_descriptions(session, video_id, final)
-    return stitched, len(order)
-
-
-def _merge(session: Session, keep: Track, later: Track) -> None:
-    session.execute(
-        update(Detection).where(Detection.track_id == later.id).values(track_id=keep.id)
-    )
-    if later.best_confidence > keep.best_confidence:
-        keep.best_confidence, keep.crop, keep.best_s = (
-            later.best_confidence,
-            later.crop,
-            later.best_s,
-        )
-    if later.detections > keep.detections:
-        keep.color = later.color or keep.color
-    keep.detections += later.detections
-    keep.last_at, keep.last_s = max(keep.last_at, later.last_at), max(keep.last_s, later.last_s)
-    session.delete(later)
-
-
-_TRACK_MENTION = re.compile(r"#(\d+)")
-
-
-def renumbered(description: str, camera: str, final: dict[int, int]) -> str:
-    """The description with track numbers replaced (not in its head, which names the
-    camera, whose name may hold a '#')."""
-    head = f"Camera {camera}, "
-    cut = description.find(")", len(head)) + 1 if description.startswith(head) else 0
-    body = _TRACK_MENTION.sub(lambda m: f"#{final.get(int(m[1]), int(m[1]))}", description[cut:])
-    return description[:cut] + body
-
-
-def _renumber_descriptions(session: Session, video_id: int, final: dict[int, int]) -> None:
-    camera = session.scalar(
-        select(Camera.name).join(Video, Video.camera_id == Camera.id).where(Video.id == video_id)
-    )
-    for segment in session.scalars(
-        select(Segment).where(Segment.video_id == video_id, Segment.description.contains("#"))
-    ):
-        segment.description = renumbered(segment.description, camera or "", final)
-
-
-# -- for the sweeper --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LostChunk:
-    chunk_id: int
-    video_id: int
-    chunk_no: int
-    task_id: str
-    why: str
-    attempts: int
-    token: str | None  # None: queued, but its task is not on the broker
-
-
-@dataclass(frozen=True)
-class StalledJoin:
-    video_id: int
-    why: str
-
-
-def find_lost_chunks(
-    catalog: Catalog, *, on_broker: set[str], waiting: set[str], grace_s: float
-) -> tuple[list[LostChunk], list[StalledJoin]]:
-    """Chunks queued with no task on the broker (after `grace_s`), chunks whose worker
-    died, and videos whose chunks are all done but whose join stopped."""
-    at = now()
-    lost: list[LostChunk] = []
-    joins: list[StalledJoin] = []
-    with catalog.unit_of_work() as session:
-        rows = session.scalars(
-            select(VideoChunk)
-            .join(Video, Video.id == VideoChunk.video_id)
-            .where(
-                Video.status == VideoStatus.PROCESSING,
-                or_(
-                    and_(
-                        VideoChunk.status == ChunkStatus.QUEUED,
-                        or_(
-                            VideoChunk.queued_at.is_(None),
-                            VideoChunk.queued_at <= at - timedelta(seconds=grace_s),
-                        ),
-                    ),
-                    VideoChunk.status == ChunkStatus.PROCESSING,
-                ),
-            )
-            .order_by(VideoChunk.id)
-        ).all()
-        for c in rows:
-            if c.status == ChunkStatus.QUEUED:
-                if c.task_id not in on_broker:
-                    lost.append(
-                        LostChunk(
-                            c.id,
-                            c.video_id,
-                            c.chunk_no,
-                            c.task_id or "",
-                            "queued, but the broker lost its task",
-                            c.attempts,
-                            None,
-                        )
-                    )
-                continue
-            stale = c.lease_until is None or c.lease_until <= at or owner_gone(c.claim_owner)
-            if stale and c.task_id not in waiting:
-                why = f"its worker stopped ({c.claim_owner or 'unknown'} went silent)"
-                lost.append(
-                    LostChunk(
-                        c.id,
-                        c.video_id,
-                        c.chunk_no,
-                        c.task_id or "",
-                        why,
-                        c.attempts,
-                        c.claim_token,
-                    )
-                )
-        pending = select(VideoChunk.video_id).where(VideoChunk.status != ChunkStatus.DONE)
-        for video in session.scalars(
-            select(Video).where(
-                Video.status == VideoStatus.PROCESSING,
-                Video.id.in_(select(VideoChunk.video_id)),
-                Video.id.not_in(pending),
-            )
-        ):
-            if not video.claim_is_live(at) or owner_gone(video.claim_owner):
-                joins.append(StalledJoin(video.id, "its chunks are done, but the join stopped"))
-    return lost, joins
-
-
-def mark_join_sent(catalog: Catalog, video_id: int, lease_s: float) -> bool:
-    """Before the sweeper sends a join: a lease for it, so that later sweeps do not send
-    more while it waits on the queue (a second join would find the video done anyway)."""
-    at = now()
-    with catalog.unit_of_work() as session:
-        return bool(
-            _rows(
-                session,
-                update(Video)
-                .where(
-                    Video.id == video_id,
-                    Video.status == VideoStatus.PROCESSING,
-                    or_(Video.lease_until.is_(None), Video.lease_until <= at),
-                )
-                .values(
-                    claim_owner=f"{CHUNKS_OWNER}join sent again",
-                    lease_until=at + timedelta(seconds=lease_s),
-                    updated_at=at,
-                ),
-            )
-        )
-
-
-def requeue_chunk(catalog: Catalog, lost: LostChunk) -> str | None:
-    """A new task id for the chunk, swapped in only if the row is as seen; None if another
-    sweeper (or the chunk's worker, alive after all) moved first."""
-    at, task = now(), str(uuid.uuid4())
-    same = VideoChunk.task_id == lost.task_id
-    if lost.token is None:
-        state = and_(same, VideoChunk.status == ChunkStatus.QUEUED)
-    else:
-        state = and_(
-            same, VideoChunk.status == ChunkStatus.PROCESSING, VideoChunk.claim_token == lost.token
-        )
-    with catalog.unit_of_work() as session:
-        moved = _rows(
-            session,
-            update(VideoChunk)
-            .where(VideoChunk.id == lost.chunk_id, state)
-            .values(
-                status=ChunkStatus.QUEUED,
-                task_id=task,
-                queued_at=at,
-                claim_token=None,
-                lease_until=None,
-                updated_at=at,
-            ),
-        )
-    return task if moved else None
-
-
-def give_up_chunk(catalog: Catalog, lost: LostChunk) -> bool:
-    reason = (
-        f"gave up after {lost.attempts} attempts: each worker stopped without finishing it; "
-        "see the workers' logs, then ingest the file again"
-    )
-    with catalog.unit_of_work() as session:
-        chunk = session.get(VideoChunk, lost.chunk_id)
-        if chunk is None or chunk.claim_token != lost.token:
-            return False
-        chunk.status, chunk.error, chunk.claim_token = ChunkStatus.FAILED, reason, None
-        fail_chunked_video(session, lost.video_id, chunk, reason)
-    return True

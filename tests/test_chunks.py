@@ -26,9 +26,10 @@ from footage.catalog import (
 )
 from footage.db import Catalog
 from footage.settings import Settings
-from indexer.chunks import ChunkRunner, join_video, plan_chunks, preroll_start, renumbered
+from indexer.chunks import ChunkRunner, plan_chunks, preroll_start
 from indexer.ingest import Ingestor, IngestRequest, IngestStatus
 from indexer.pipeline import AnalysisPolicy
+from indexer.stitch import join_video, renumbered
 from tests.conftest import clip, make_settings
 from tests.long_video import join_clips
 from tests.test_queue_recovery import (  # noqa: F401  (fixtures)

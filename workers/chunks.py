@@ -13,8 +13,9 @@ from typing import Any
 from celery import Celery
 
 from footage.settings import Settings
-from indexer.chunks import ChunkRunner, ChunkStatusOutcome, join_video
+from indexer.chunks import ChunkRunner, ChunkStatusOutcome
 from indexer.ingest import Ingestor
+from indexer.stitch import join_video
 
 log = logging.getLogger(__name__)
 

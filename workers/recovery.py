@@ -20,7 +20,7 @@ from celery import Celery
 
 from footage.db import Catalog
 from footage.settings import Settings
-from indexer.chunks import (
+from indexer.chunk_recovery import (
     find_lost_chunks,
     give_up_chunk,
     mark_join_sent,
