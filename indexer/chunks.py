@@ -50,6 +50,8 @@ from indexer.claims import Claim, ClaimLost, Claims, Heartbeat, now, owner_gone,
 from indexer.decode import FrameSampler, SampleWindow
 from indexer.detectors import Detector
 from indexer.embed import Embedders, SegmentEmbedder
+from indexer.errors import VideoUnreadable
+from indexer.files import FileState
 from indexer.pipeline import AnalysisPolicy, BorderBox, VideoAnalysis
 from indexer.store import SegmentWriter
 from indexer.vectors import VectorWriter, owned, segment_owner
@@ -135,6 +137,14 @@ class ChunkClaims:
             chunk = session.get(VideoChunk, chunk_id)
             if chunk is None:
                 return ChunkOutcome(ChunkStatusOutcome.SKIPPED, f"chunk {chunk_id} is gone")
+            status = session.scalar(select(Video.status).where(Video.id == chunk.video_id))
+            if status != VideoStatus.PROCESSING:  # failed by another chunk, or redone
+                return ChunkOutcome(
+                    ChunkStatusOutcome.SKIPPED,
+                    f"video {chunk.video_id} is {status}: its chunk {chunk.chunk_no} is not run",
+                    chunk.video_id,
+                    chunk.chunk_no,
+                )
             free = or_(
                 VideoChunk.status == ChunkStatus.QUEUED,
                 VideoChunk.lease_until.is_(None),
@@ -189,16 +199,20 @@ class ChunkClaims:
                 f"chunk {claim.chunk_id} of video {claim.video_id} was taken over while this "
                 "worker was stalled; its result stands"
             )
-        rows_changed(
-            session,
-            update(Video)
-            .where(Video.id == claim.video_id, Video.claim_owner.startswith(CHUNKS_OWNER))
-            .values(lease_until=at + self.lease, heartbeat_at=at),
-        )
 
     def renew_now(self, claim: ChunkClaim) -> bool:
+        """The heartbeat: the video's lease (while its chunks own it), then the chunk's.
+        Rows are always locked video first, as the last chunk's finish does (no
+        deadlock); a segment's transaction renews the chunk only (no wait on the video)."""
+        at = now()
         try:
             with self.catalog.unit_of_work() as session:
+                rows_changed(
+                    session,
+                    update(Video)
+                    .where(Video.id == claim.video_id, Video.claim_owner.startswith(CHUNKS_OWNER))
+                    .values(lease_until=at + self.lease, heartbeat_at=at),
+                )
                 self.renew(session, claim)
             return True
         except ClaimLost:
@@ -299,9 +313,16 @@ class ChunkRunner:
             forget_chunk(session, video.id, chunk)
         if video.started_at is None or video.first_pts_s is None:
             raise ClaimLost(f"video {video.id} was not split by this version; ingest it again")
+        path = Path(video.path)
+        try:
+            state = FileState.of(path)
+        except OSError as exc:
+            raise VideoUnreadable(f"unreadable file: {exc.strerror or exc}") from exc
+        if state != FileState(video.size_bytes, video.mtime_ns or 0):
+            raise VideoUnreadable("the file changed after it was split; ingest it again")
         window = SampleWindow(video.first_pts_s, preroll_start(chunk.start_s, policy), chunk.end_s)
         sampler = FrameSampler(
-            Path(video.path),
+            path,
             sample_fps=settings.sample_fps,
             segment_seconds=settings.segment_seconds,
             skip_nonref=settings.skip_nonref_frames,

@@ -220,6 +220,39 @@ def test_a_chunked_ingest_equals_a_whole_file_ingest(
     assert differing <= len(whole.tracks) // 2
 
 
+def test_a_file_gone_or_changed_after_the_split_fails_its_video_with_why(
+    tmp_path: Path, onnx_spec: Path
+) -> None:
+    settings = make_settings(
+        tmp_path, None, onnx_spec, chunk_min_s=1.0, chunk_s=10.0, segment_seconds=5.0
+    )
+    catalog = Catalog(settings)
+    ingestor = Ingestor(catalog, settings)
+    runner = ChunkRunner(catalog, settings, ingestor.detector, ingestor.embedders)
+    for case in ("changed", "gone"):
+        path = tmp_path / f"{case}.mp4"
+        path.write_bytes(clip("ahmetozlu_residential-street-cars_640x352_h264.mp4").read_bytes())
+        outcome = ingestor.ingest(IngestRequest(path, "cam", START), split=True)
+        assert outcome.status == IngestStatus.SPLIT
+        if case == "changed":
+            with path.open("ab") as f:
+                f.write(b"more")
+        else:
+            path.unlink()
+        first, *rest = outcome.chunks
+        failed = runner.run(*first)
+        assert failed.status == "failed"
+        why = "the file changed after it was split" if case == "changed" else "unreadable file"
+        assert why in failed.message
+        assert runner.run(*rest[0]).status == "skipped"  # the video failed: no more work
+        with catalog.unit_of_work() as session:
+            video = session.get_one(Video, outcome.video_id)
+            assert video.status == "failed" and video.claim_token is None
+            assert video.error is not None and video.error.startswith("chunk 0 (0 s to 10 s)")
+            assert why in video.error
+    catalog.dispose()
+
+
 def _chunks(catalog: Catalog) -> list[VideoChunk]:
     with catalog.unit_of_work() as session:
         return list(session.scalars(select(VideoChunk).order_by(VideoChunk.chunk_no)))
