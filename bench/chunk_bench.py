@@ -48,6 +48,14 @@ def _tracks(url: str) -> Tracks:
     return {(r[0], round(r[1], 6), round(r[2], 6), r[3]) for r in rows}
 
 
+def _attempts(url: str) -> list[int]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT attempts FROM video_chunks")).scalars().all()
+    engine.dispose()
+    return list(rows)
+
+
 def _wait_done(url: str, timeout: float = 7200) -> str:
     engine = create_engine(url)
     deadline = time.monotonic() + timeout
@@ -83,6 +91,9 @@ def queued_run(
     with private_redis(work) as broker, fresh_database(name) as url:
         env = {
             **base_env,
+            # a worker per core, one detector thread each: more threads than cores made
+            # two workers slower than one (onnxruntime's threads wait on each other)
+            "FOOTAGE_ONNX_THREADS": "1",
             "FOOTAGE_DATABASE_URL": url,
             "FOOTAGE_BROKER_URL": broker,
             "FOOTAGE_CHUNK_MIN_S": str(chunk_min_s),
@@ -99,6 +110,9 @@ def queued_run(
         finally:
             pool.stop()
         tracks = _tracks(url)
+        attempts = _attempts(url)
+    if attempts:
+        print(f"  {workers} worker(s): {len(attempts)} chunks, {sum(attempts)} attempts")
     return wall, status, tracks
 
 

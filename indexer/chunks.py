@@ -52,7 +52,7 @@ from indexer.detectors import Detector
 from indexer.embed import Embedders, SegmentEmbedder
 from indexer.errors import VideoUnreadable
 from indexer.files import FileState
-from indexer.pipeline import AnalysisPolicy, BorderBox, VideoAnalysis
+from indexer.pipeline import AnalysisPolicy, BorderBox, VideoAnalysis, analysed_by_rule
 from indexer.store import SegmentWriter
 from indexer.vectors import VectorWriter, owned, segment_owner
 
@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 TRACK_BASE = 1_000_000  # chunk k numbers its tracks k * TRACK_BASE + 1, ... until the join
 CHUNKS_OWNER = "chunks: "  # a chunked video's claim owner while its chunks run
-_STITCH_IOU = 0.5
+WARMUP_SEGMENTS = 2  # a chunk's tracker sees at least this many segments before its start
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,30 @@ def preroll_start(start_s: float, policy: AnalysisPolicy) -> float:
         return before
     point = math.floor(before / policy.static_check_s) * policy.static_check_s
     return math.floor(point / seg + 1e-9) * seg
+
+
+def last_analysed_before(preroll: FrameSampler, policy: AnalysisPolicy) -> float:
+    """Where a chunk's analysis starts: the last segment before it that a whole-file run
+    analyses, found by decoding the possible pre-roll for motion alone (no detector). From
+    there on, every decision, "last check" and track is a whole-file run's (tracks but
+    for the tracker's warm-up, which stitching repairs), and the detector runs on one
+    pre-roll segment, not on all of them."""
+    assert preroll.window is not None
+    first = preroll.window.from_s
+    seg = policy.segment_seconds
+    motion: dict[int, float] = {}
+    for sample in preroll:
+        k = int(sample.t // seg)
+        motion[k] = max(motion.get(k, 0.0), sample.motion)
+    analysed = [
+        k * seg
+        for k, m in motion.items()
+        if k * seg == first or analysed_by_rule(policy, k * seg, m)
+    ]
+    last = max(analysed, default=first)
+    # the tracker warms up on a few segments at least (fewer split tracks to stitch)
+    warm = math.floor((preroll.window.to_s or 0.0) / seg - WARMUP_SEGMENTS + 1e-9) * seg
+    return max(first, min(last, warm))
 
 
 class ChunkStatusOutcome(StrEnum):
@@ -320,17 +344,11 @@ class ChunkRunner:
             raise VideoUnreadable(f"unreadable file: {exc.strerror or exc}") from exc
         if state != FileState(video.size_bytes, video.mtime_ns or 0):
             raise VideoUnreadable("the file changed after it was split; ingest it again")
-        window = SampleWindow(video.first_pts_s, preroll_start(chunk.start_s, policy), chunk.end_s)
-        sampler = FrameSampler(
-            path,
-            sample_fps=settings.sample_fps,
-            segment_seconds=settings.segment_seconds,
-            skip_nonref=settings.skip_nonref_frames,
-            still_keyframes=settings.still_keyframes_only,
-            still_threshold=settings.motion_threshold,
-            still_max_gap_s=settings.still_keyframes_max_gap_s,
-            window=window,
-        )
+        origin, from_s = video.first_pts_s, 0.0
+        if chunk.start_s > 0:
+            preroll = SampleWindow(origin, preroll_start(chunk.start_s, policy), chunk.start_s)
+            from_s = last_analysed_before(self._sampler(path, preroll), policy)
+        sampler = self._sampler(path, SampleWindow(origin, from_s, chunk.end_s))
         analysis = VideoAnalysis(
             sampler,
             self.detector,
@@ -340,6 +358,7 @@ class ChunkRunner:
             sample_fps=settings.sample_fps,
             emit_from_s=chunk.start_s,
             track_base=chunk.chunk_no * TRACK_BASE,
+            first_analysed_s=from_s,
         )
         writer = SegmentWriter(video, video.started_at, settings.media_dir)
         vectors = VectorWriter()
@@ -358,6 +377,19 @@ class ChunkRunner:
                 segment = writer.write(session, result)
                 vectors.write(session, owned(segment_owner(segment), embedded.vectors))
         return self._finish(claims, claim, chunk, sampler, analysis.border, segments)
+
+    def _sampler(self, path: Path, window: SampleWindow) -> FrameSampler:
+        settings = self.settings
+        return FrameSampler(
+            path,
+            sample_fps=settings.sample_fps,
+            segment_seconds=settings.segment_seconds,
+            skip_nonref=settings.skip_nonref_frames,
+            still_keyframes=settings.still_keyframes_only,
+            still_threshold=settings.motion_threshold,
+            still_max_gap_s=settings.still_keyframes_max_gap_s,
+            window=window,
+        )
 
     def _finish(
         self,

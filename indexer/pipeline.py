@@ -138,6 +138,16 @@ class BorderBox:
     track_no: int
 
 
+def analysed_by_rule(policy: AnalysisPolicy, start_s: float, motion: float) -> bool:
+    """Moving segments are analysed; a still one when it holds a point of the static-check
+    grid (every `static_check_s` of video time). The rule looks at no earlier segment, so
+    a chunk of a long video decides exactly as a whole-file run does."""
+    if not policy.skip_static or motion >= policy.motion_threshold:
+        return True
+    check = policy.static_check_s
+    return int(start_s // check) != int((start_s - policy.segment_seconds) // check)
+
+
 class VideoAnalysis:
     """Iterating yields one `SegmentResult` per segment of footage, in order.
 
@@ -145,7 +155,8 @@ class VideoAnalysis:
     than its own start: segments before `emit_from_s` (its pre-roll) are analysed, so that
     tracks, motion and "last check" carry into its first segment as in a whole-file run,
     but are not yielded; the tracked boxes seen there are kept in `border` for stitching.
-    Its track numbers start after `track_base`.
+    Its track numbers start after `track_base`; its first segment (`first_analysed_s`) is
+    one a whole-file run analyses.
     """
 
     def __init__(
@@ -159,6 +170,7 @@ class VideoAnalysis:
         sample_fps: float,
         emit_from_s: float = 0.0,
         track_base: int = 0,
+        first_analysed_s: float | None = None,
     ) -> None:
         self.sampler = sampler
         self.detector = detector
@@ -169,6 +181,9 @@ class VideoAnalysis:
         self.book = _TrackBook()
         self.emit_from_s = emit_from_s
         self.track_base = track_base
+        # a chunk's pre-roll starts at a segment a whole-file run analyses, whose first
+        # sample's motion cannot be known here (its predecessor was not decoded)
+        self.first_analysed_s = first_analysed_s
         self.border: list[BorderBox] = []
         self._last_seen: tuple[datetime, str] | None = None
         self._previous: tuple[TrackSighting, ...] = ()
@@ -195,14 +210,7 @@ class VideoAnalysis:
                 yield result
 
     def _should_analyse(self, start_s: float, motion: float) -> bool:
-        """Moving segments are analysed; a still one when it holds a point of the
-        static-check grid (every `static_check_s` of video time). The rule looks at no
-        earlier segment, so a chunk decides exactly as a whole-file run does."""
-        p = self.policy
-        if not p.skip_static or motion >= p.motion_threshold:
-            return True
-        check = p.static_check_s
-        return int(start_s // check) != int((start_s - p.segment_seconds) // check)
+        return start_s == self.first_analysed_s or analysed_by_rule(self.policy, start_s, motion)
 
     def _detect(self, frames: list[SampledFrame]) -> list[tuple[SampledFrame, Detections]]:
         out = []

@@ -254,16 +254,22 @@ def _merge(session: Session, keep: Track, later: Track) -> None:
     session.delete(later)
 
 
-_TRACK_MENTION = re.compile(r"#(\d+)")
+_TRACK_MENTION = re.compile(r" #(\d+)")
 
 
 def renumbered(description: str, camera: str, final: dict[int, int]) -> str:
     """The description with track numbers replaced (not in its head, which names the
-    camera, whose name may hold a '#')."""
+    camera, whose name may hold a '#'). A number with no track (one a chunk's pre-roll
+    tracked that the chunk before did not) is dropped: "a person has left", not a
+    number no track has."""
     head = f"Camera {camera}, "
     cut = description.find(")", len(head)) + 1 if description.startswith(head) else 0
-    body = _TRACK_MENTION.sub(lambda m: f"#{final.get(int(m[1]), int(m[1]))}", description[cut:])
-    return description[:cut] + body
+
+    def number(match: re.Match[str]) -> str:
+        new = final.get(int(match[1]))
+        return f" #{new}" if new is not None else ""
+
+    return description[:cut] + _TRACK_MENTION.sub(number, description[cut:])
 
 
 def _renumber_descriptions(session: Session, video_id: int, final: dict[int, int]) -> None:

@@ -156,6 +156,8 @@ def test_renumbering_leaves_the_camera_s_name_alone() -> None:
     assert renumbered(text, "Door #2", {2: 7, 1000002: 3}) == (
         "Camera Door #2, 2026-11-20 22:00:00 to 22:00:10 (video 0:00-0:10). Person #3 appears."
     )
+    # a number no track has (a pre-roll's own) is dropped, not left dangling
+    assert renumbered(text, "Door #2", {}).endswith("(video 0:00-0:10). Person appears.")
 
 
 @pytest.mark.parametrize(
