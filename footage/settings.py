@@ -131,6 +131,15 @@ class Settings(BaseSettings):
         "give GPU machines their own (e.g. footage.gpu) and run `footage worker --queues` "
         "with it there.",
     )
+    chunk_min_s: float = Field(
+        600.0,
+        ge=0.0,
+        description="Queued files longer than this are split into chunks that workers "
+        "analyse in parallel (0: never split).",
+    )
+    chunk_s: float = Field(
+        300.0, gt=0.0, description="A chunk's length (rounded up to whole segments)."
+    )
     stable_s: float = Field(
         5.0,
         ge=0.0,

@@ -1,8 +1,10 @@
-"""The Celery application and its one task: ingest a video file.
+"""The Celery application and its tasks: ingest a video file; a chunk of a long one.
 
 One task per video, not per segment: tracking follows objects across segment borders and
 the decoder runs straight through a file (seeking costs ~9x), so a video is analysed
-sequentially by one worker; parallelism comes from many videos and cameras at once.
+sequentially by one worker; parallelism comes from many videos and cameras at once. A file
+longer than `chunk_min_s` is the exception: it is split into chunks of minutes (one seek
+each) that any worker takes, and joined at the end (indexer/chunks.py, workers/chunks.py).
 
 The catalog, not the broker, is the truth about what is queued (indexer/queued.py): every
 queued file has a row before its task is sent, and each worker runs a sweeper
@@ -26,13 +28,14 @@ from footage.db import Catalog
 from footage.errors import InvalidInput, Unavailable
 from footage.secrets import install_secret_filter
 from footage.settings import Settings
-from indexer.ingest import Ingestor, IngestRequest
+from indexer.ingest import Ingestor, IngestRequest, IngestStatus
+from workers.chunks import CHUNK_TASK, JOIN_TASK, run_chunk, run_join, send_chunk
 
 QUEUE = "footage.ingest"  # the default of FOOTAGE_INGEST_QUEUE
 TASK = "footage.ingest_video"
 # Model work: decoding, the detector, CLIP. Each goes to the queue `task_routes` names, so
 # GPU machines can be given it (FOOTAGE_INGEST_QUEUE, `footage worker --queues`).
-MODEL_TASKS = (TASK, "footage.ingest_chunk", "footage.join_chunks")
+MODEL_TASKS = (TASK, CHUNK_TASK, JOIN_TASK)
 
 
 def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
@@ -106,6 +109,8 @@ def make_celery(settings: Settings) -> Celery:
         },
     )
     app.task(name=TASK, bind=True)(_ingest_video_task)
+    app.task(name=CHUNK_TASK, bind=True)(_ingest_chunk_task)
+    app.task(name=JOIN_TASK, bind=True)(_join_chunks_task)
     return app
 
 
@@ -121,8 +126,13 @@ def _ingest_video_task(
     settings: Settings = task.app.conf.footage_settings
     request = IngestRequest(Path(path), camera, datetime.fromisoformat(start) if start else None)
     outcome = _worker_ingestor(settings).ingest(
-        request, queued_id=video_id, task_id=task.request.id
+        request, queued_id=video_id, task_id=task.request.id, split=True
     )  # progress is written to the video's row, segment by segment
+    if outcome.status == IngestStatus.SPLIT:
+        # A long file: its chunks go to the queue for any worker. Sent or not, they are
+        # rows: the sweeper sends what did not reach the broker.
+        for chunk_id, chunk_task in outcome.chunks:
+            send_chunk(task.app, chunk_id, chunk_task, queue_for(task.app, CHUNK_TASK))
     return {
         "path": str(outcome.path),
         "status": str(outcome.status),
@@ -130,6 +140,16 @@ def _ingest_video_task(
         "video_id": outcome.video_id,
         "duration_s": outcome.duration_s,
     }
+
+
+def _ingest_chunk_task(task: Any, chunk_id: int) -> dict[str, Any]:
+    settings: Settings = task.app.conf.footage_settings
+    return run_chunk(_worker_ingestor(settings), chunk_id, task.request.id)
+
+
+def _join_chunks_task(task: Any, video_id: int) -> dict[str, Any]:
+    settings: Settings = task.app.conf.footage_settings
+    return run_join(_worker_ingestor(settings), video_id, task.request.id)
 
 
 def worker_app(settings: Settings) -> Celery:
