@@ -199,10 +199,17 @@ def queue_snapshot(
         by_status = dict(
             session.execute(select(Video.status, func.count()).group_by(Video.status)).all()
         )
+        # A chunked video's own claim only lives while one of its chunks runs; while its
+        # chunks wait for workers it is in progress, not stale (its chunks are retried
+        # one by one by the sweeper).
+        pending_chunks = select(VideoChunk.video_id).where(
+            VideoChunk.status.in_([ChunkStatus.QUEUED, ChunkStatus.PROCESSING])
+        )
         stale = session.scalar(
             select(func.count()).where(
                 Video.status == VideoStatus.PROCESSING,
                 (Video.lease_until.is_(None)) | (Video.lease_until <= now),
+                Video.id.not_in(pending_chunks),
             )
         )
         processing = int(by_status.get(VideoStatus.PROCESSING, 0))
@@ -227,15 +234,20 @@ def queue_snapshot(
         running = []
         for video, camera in busy:
             progress = video.progress_s or 0.0
-            if video.id in chunks:
+            live = video.claim_is_live(now)
+            worker = video.claim_owner
+            split = chunks.get(video.id)
+            if split is not None:
                 progress = max(progress, _chunk_seconds(session, video.id, video.duration_s))
+                live = live or split.done + split.failed < split.total
+                worker = ", ".join(split.workers) or "its chunks wait for a worker"
             running.append(
                 RunningItem(
                     video.id,
                     camera,
                     video.path,
-                    QueueState.RUNNING if video.claim_is_live(now) else QueueState.STALE,
-                    video.claim_owner,
+                    QueueState.RUNNING if live else QueueState.STALE,
+                    worker,
                     round(progress, 1),
                     video.duration_s,
                     _age(video.heartbeat_at, now),
@@ -263,7 +275,11 @@ def queue_snapshot(
         owners = [
             *session.scalars(
                 select(Video.claim_owner)
-                .where(Video.status == VideoStatus.PROCESSING, Video.lease_until > now)
+                .where(
+                    Video.status == VideoStatus.PROCESSING,
+                    Video.lease_until > now,
+                    Video.id.not_in(select(VideoChunk.video_id)),  # held for its chunks
+                )
                 .distinct()
                 .limit(1000)
             ),

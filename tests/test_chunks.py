@@ -32,9 +32,8 @@ from indexer.pipeline import AnalysisPolicy
 from indexer.stitch import join_video, renumbered
 from tests.conftest import clip, make_settings
 from tests.long_video import join_clips
+from tests.queue_helpers import Workers, wait_for
 from tests.test_queue_recovery import (  # noqa: F401  (fixtures)
-    Workers,
-    _wait_for,
     broker,
     queue_settings,
     workers,
@@ -285,7 +284,7 @@ def test_a_long_file_is_analysed_by_two_workers_and_a_killed_chunk_is_retried_al
     pool = Workers(settings, tmp_path)
     try:
         first, second = pool.start(), pool.start()
-        _wait_for(
+        wait_for(
             lambda: any(
                 c.status == ChunkStatus.PROCESSING and c.progress_s > c.start_s
                 for c in _chunks(catalog)
@@ -300,7 +299,7 @@ def test_a_long_file_is_analysed_by_two_workers_and_a_killed_chunk_is_retried_al
         )
         pool.kill(killed)
         pool.start()
-        _wait_for(lambda: _status(catalog) in ("done", "failed"), 300, "the chunks and their join")
+        wait_for(lambda: _status(catalog) in ("done", "failed"), 300, "the chunks and their join")
     finally:
         pool.stop_all()
     assert _status(catalog) == "done"

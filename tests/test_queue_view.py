@@ -90,9 +90,9 @@ def _fill(catalog: Catalog, now: datetime) -> dict[str, int]:
             "long.mp4",
             VideoStatus.PROCESSING,
             duration_s=240.0,
-            claim_owner="hostA:11 task t3",
+            claim_owner="chunks: 4 chunks, split by hostD:44 task t3",
             claim_token="c",
-            lease_until=live,
+            lease_until=dead,  # between its chunks' heartbeats: not stale, its chunks run
             heartbeat_at=now,
         ),
         "done": _video(catalog, "done.mp4", VideoStatus.DONE, duration_s=5.0, progress_s=5.0),
@@ -147,9 +147,11 @@ def test_the_snapshot_counts_every_state_and_shows_progress_workers_and_lag(
     assert long.progress_s == 150.0 and long.share == 150.0 / 240.0
     assert long.chunks is not None
     assert (long.chunks.done, long.chunks.total, long.chunks.workers) == (2, 4, ("hostC:33",))
+    assert (long.state, long.worker) == (QueueState.RUNNING, "hostC:33")  # its chunk's worker
     assert [f.video_id for f in snap.failed] == [ids["newer"], ids["older"]]  # newest first
     assert snap.failed[1].reason == "no decodable video frames"
-    assert snap.workers == ("hostA:11", "hostC:33")  # live claims only (hostB's ran out)
+    # live claims only: hostB's ran out, and "chunks: ..." holds a video for its chunks
+    assert snap.workers == ("hostA:11", "hostC:33")
     [gate] = snap.cameras
     assert (gate.name, gate.recorder_state, gate.error) == (
         "gate",
