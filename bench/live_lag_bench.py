@@ -129,7 +129,7 @@ def run_once(cameras: int, record_s: float, chunk_s: float, folder: Path) -> Run
     from footage.catalog import Video
     from footage.db import Catalog
     from footage.settings import Settings
-    from tests.test_queue_recovery import PrivateRedis
+    from tests.queue_helpers import PrivateRedis
 
     meter = ContentionMeter()
     redis = PrivateRedis(folder)

@@ -122,6 +122,24 @@ class Settings(BaseSettings):
     task_time_limit_s: float = Field(
         6 * 3600.0, ge=60.0, description="A worker's ingest of one file is stopped after this."
     )
+    ingest_queue: str = Field(
+        "footage.ingest",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="The broker queue model work (ingest tasks, chunks, joins) is sent to; "
+        "give GPU machines their own (e.g. footage.gpu) and run `footage worker --queues` "
+        "with it there.",
+    )
+    chunk_min_s: float = Field(
+        600.0,
+        ge=0.0,
+        description="Queued files longer than this are split into chunks that workers "
+        "analyse in parallel (0: never split).",
+    )
+    chunk_s: float = Field(
+        300.0, gt=0.0, description="A chunk's length (rounded up to whole segments)."
+    )
     stable_s: float = Field(
         5.0,
         ge=0.0,

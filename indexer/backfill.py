@@ -14,7 +14,13 @@ from sqlalchemy import exists, func, or_, select
 from footage.catalog import Embedding, Segment, VectorKind
 from footage.db import Catalog
 from indexer.embed import Embedders, embed_sources
-from indexer.vectors import VectorWriter, segments_lacking, tracks_lacking
+from indexer.values import OwnedVector
+from indexer.vectors import (
+    VectorWriter,
+    segment_sources_lacking,
+    segments_lacking,
+    tracks_lacking,
+)
 
 _BATCH = 128
 
@@ -65,6 +71,32 @@ def backfill(
         with catalog.unit_of_work() as session:
             written += writer.write(session, vectors)
     return written
+
+
+def video_track_vectors(
+    catalog: Catalog, embedders: Embedders, video_id: int, media_dir: Path
+) -> list[OwnedVector]:
+    """The video's track vectors (best crops, sentences), computed with no transaction
+    open; only the video's ingest writes its tracks, so what is read stays true."""
+    out: list[OwnedVector] = []
+    for kind, model in _kinds(embedders, (VectorKind.OBJECT_TEXT, VectorKind.OBJECT_IMAGE)):
+        with catalog.unit_of_work() as session:
+            sources = tracks_lacking(session, kind, model, video_id)
+        out += embed_sources(embedders, kind, sources, media_dir)
+    return out
+
+
+def video_segment_text_vectors(
+    catalog: Catalog, embedders: Embedders, video_id: int
+) -> list[OwnedVector]:
+    """Description vectors for the video's segments that lack one (a chunked video's, made
+    once its track numbers are final)."""
+    if embedders.text is None:
+        return []
+    kinds = [(str(VectorKind.SEGMENT_TEXT), embedders.text.name)]
+    with catalog.unit_of_work() as session:
+        sources = segment_sources_lacking(session, kinds, video_id)
+    return embed_sources(embedders, VectorKind.SEGMENT_TEXT, sources, Path())
 
 
 def _segments_lacking_any(catalog: Catalog, kinds: list[tuple[str, str]]) -> int:

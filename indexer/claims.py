@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Delete, Update, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -321,10 +321,18 @@ def _grown_from(session: Session, target: FileTarget) -> Video | None:
     return None
 
 
+class Renewable(Protocol):
+    """Claims on videos (`Claims`) or on chunks of them (indexer/chunks.py)."""
+
+    lease: timedelta
+
+    def renew_now(self, claim: Any) -> bool: ...
+
+
 class Heartbeat:
     """Renews a claim every third of the lease in a thread, and notices when it was lost."""
 
-    def __init__(self, claims: Claims, claim: Claim) -> None:
+    def __init__(self, claims: Renewable, claim: Any) -> None:
         self.claims = claims
         self.claim = claim
         self.lost = False

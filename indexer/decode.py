@@ -14,6 +14,7 @@ import heapq
 import logging
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -127,6 +128,32 @@ class _Reorder:
             yield self._emit()
 
 
+def seekable(container_name: str) -> bool:
+    """Whether a file of this container can be read from a point in it (has timestamps)."""
+    return container_name not in _NO_PTS_CONTAINERS
+
+
+@dataclass(frozen=True)
+class SampleWindow:
+    """The stretch of a file one chunk samples: times from the file's first frame
+    (`origin_pts_s`, the pts a whole-file decode starts its clock at), so that every sample
+    has the time, image and motion it has when the whole file is decoded."""
+
+    origin_pts_s: float
+    from_s: float
+    to_s: float | None  # None: to the end of the file
+
+
+def first_frame_pts(path: Path, *, skip_nonref: bool = True) -> float:
+    """The pts (seconds) a whole-file decode counts times from: its first frame shown."""
+    sampler = FrameSampler(path, sample_fps=1.0, segment_seconds=10.0, skip_nonref=skip_nonref)
+    for _ in sampler:
+        break
+    if sampler.first_pts_s is None:
+        raise VideoUnreadable("no decodable video frames in the file")
+    return sampler.first_pts_s
+
+
 class FrameSampler:
     """Yields frames at `sample_fps` (and the first frame of every segment) with true times.
 
@@ -157,8 +184,10 @@ class FrameSampler:
         still_keyframes: bool = False,
         still_threshold: float = 0.002,
         still_max_gap_s: float = 1.0,
+        window: SampleWindow | None = None,
     ) -> None:
         self.path = path
+        self.window = window
         self.period = 1.0 / sample_fps
         self.segment_seconds = segment_seconds
         self.skip_nonref = skip_nonref
@@ -362,20 +391,56 @@ class FrameSampler:
     # -- the whole file ------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[SampledFrame]:
+        window, cut = self.window, False
         with _open(self.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             has_pts = container.format.name not in _NO_PTS_CONTAINERS
             if self.skip_nonref and has_pts:
                 stream.codec_context.skip_frame = "NONREF"
-            if self.still_keyframes and has_pts and stream.time_base:
-                yield from self._adaptive(container, stream)
-            else:
-                for pts_s, frame in self._timed_frames(container):
-                    if sample := self._offer(pts_s, frame):
-                        yield sample
+            if window is not None:
+                self._seek(container, stream, window)
+            for sample in self._samples(container, stream, has_pts):
+                if window is not None:
+                    if sample.t < window.from_s:
+                        continue  # decoded from the keyframe before the window
+                    if window.to_s is not None and sample.t >= window.to_s:
+                        cut = True
+                        break
+                yield sample
         if self._last_t is None:
             raise VideoUnreadable("no decodable video frames in the file")
-        self.duration_s = self._last_t + self.frame_step
+        if cut and window is not None and window.to_s is not None:
+            self.duration_s = window.to_s
+        else:
+            self.duration_s = self._last_t + self.frame_step
+
+    def _samples(
+        self, container: av.container.InputContainer, stream: av.VideoStream, has_pts: bool
+    ) -> Iterator[SampledFrame]:
+        if self.still_keyframes and has_pts and stream.time_base:
+            yield from self._adaptive(container, stream)
+        else:
+            for pts_s, frame in self._timed_frames(container):
+                if sample := self._offer(pts_s, frame):
+                    yield sample
+
+    def _seek(
+        self, container: av.container.InputContainer, stream: av.VideoStream, window: SampleWindow
+    ) -> None:
+        """One seek, to the keyframe at or before the window (then straight decoding)."""
+        if container.format.name in _NO_PTS_CONTAINERS or not stream.time_base:
+            raise VideoUnreadable(
+                f"{container.format.name} files carry no timestamps to seek by; "
+                "ingest it whole (it is not split into chunks)"
+            )
+        self.first_pts_s = window.origin_pts_s
+        if window.from_s <= 0:
+            return
+        target = (window.origin_pts_s + window.from_s) / float(stream.time_base)
+        try:
+            container.seek(int(target), stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as exc:
+            raise VideoUnreadable(f"cannot seek to {window.from_s:.1f} s: {exc}") from exc
         if self.corrupt_packets:
             self.warnings.append(f"{self.corrupt_packets} damaged packet(s) skipped")

@@ -23,10 +23,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from footage.cameras import camera_row
-from footage.catalog import VectorKind, Video, VideoStatus
+from footage.catalog import Video, VideoStatus
 from footage.db import Catalog
 from footage.names import camera_name
 from footage.settings import Settings
+from indexer.backfill import video_track_vectors
+from indexer.chunks import plan_chunks, split_video
 from indexer.claims import (
     AlreadyDone,
     Busy,
@@ -37,9 +39,9 @@ from indexer.claims import (
     Heartbeat,
     owner_name,
 )
-from indexer.decode import FrameSampler, probe
+from indexer.decode import FrameSampler, first_frame_pts, probe, seekable
 from indexer.detectors import Detector, DetectorUnavailable, load_detector
-from indexer.embed import Embedders, SegmentEmbedder, embed_sources
+from indexer.embed import Embedders, SegmentEmbedder
 from indexer.errors import VideoUnreadable
 from indexer.files import (
     FileState,
@@ -50,8 +52,8 @@ from indexer.files import (
 )
 from indexer.pipeline import AnalysisPolicy, VideoAnalysis
 from indexer.store import SegmentWriter
-from indexer.values import OwnedVector, VideoInfo
-from indexer.vectors import VectorWriter, owned, segment_owner, tracks_lacking
+from indexer.values import VideoInfo
+from indexer.vectors import VectorWriter, owned, segment_owner
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,7 @@ class IngestStatus(StrEnum):
     SKIPPED = "skipped"  # already indexed
     BUSY = "busy"  # another live ingest has it
     WAITING = "waiting"  # the file is still being written
+    SPLIT = "split"  # a long file: recorded as chunks for workers to analyse in parallel
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class IngestOutcome:
     duration_s: float = 0.0
     segments: int = 0
     start_source: str | None = None
+    chunks: tuple[tuple[int, str], ...] = ()  # SPLIT: (chunk id, task id) to send
 
     @property
     def ok(self) -> bool:
@@ -205,8 +209,11 @@ class Ingestor:
         queued_id: int | None = None,
         task_id: str | None = None,
         waiting: Waiting | None = None,
+        split: bool = False,
     ) -> IngestOutcome:
-        """Ingest one file. `queued_id` is its row when it came through the queue."""
+        """Ingest one file. `queued_id` is its row when it came through the queue. With
+        `split` (a worker), a file longer than `chunk_min_s` is not analysed here but split
+        into chunks (indexer/chunks.py) for the caller to send."""
         path = request.path.expanduser().absolute()
         claims = Claims(self.catalog, self.settings.lease_s, owner_name(task_id))
         held: Claim | None = None
@@ -216,7 +223,7 @@ class Ingestor:
                 return _not_ours(path, got)
             held = got
         for _ in range(MAX_ROUNDS):
-            outcome = self._ingest_once(request, path, claims, held, progress, waiting)
+            outcome = self._ingest_once(request, path, claims, held, progress, waiting, split)
             if not isinstance(outcome, _Changed):
                 return outcome
             held = None
@@ -235,6 +242,7 @@ class Ingestor:
         held: Claim | None,
         progress: Progress | None,
         waiting: Waiting | None,
+        split: bool = False,
     ) -> IngestOutcome | _Changed:
         with Heartbeat(claims, held) if held else nullcontext():
             try:
@@ -271,6 +279,8 @@ class Ingestor:
                 return self._fail(claims, claim, path, str(exc))
             started_at, source = choose_start(request, info)
             try:
+                if split and self._long(info):
+                    return self._split(claims, claim, path, info, detector, started_at, source)
                 return self._analyse(
                     claims,
                     claim,
@@ -294,6 +304,55 @@ class Ingestor:
             except Exception as exc:
                 log.exception("ingest of %s failed", path)
                 return self._fail(claims, claim, path, _reason(exc))
+
+    def _long(self, info: VideoInfo) -> bool:
+        limit = self.settings.chunk_min_s
+        return bool(
+            limit
+            and info.declared_duration_s
+            and info.declared_duration_s > limit
+            and seekable(info.container)
+        )
+
+    def _split(
+        self,
+        claims: Claims,
+        claim: Claim,
+        path: Path,
+        info: VideoInfo,
+        detector: Detector,
+        started_at: datetime,
+        source: str,
+    ) -> IngestOutcome:
+        settings = self.settings
+        assert info.declared_duration_s is not None
+        plan = plan_chunks(info.declared_duration_s, settings.chunk_s, settings.segment_seconds)
+        origin = first_frame_pts(path, skip_nonref=settings.skip_nonref_frames)
+        with self.catalog.unit_of_work() as session:
+            chunks = split_video(
+                session,
+                claims,
+                claim,
+                plan,
+                started_at=started_at,
+                start_source=source,
+                codec=info.codec,
+                width=info.width,
+                height=info.height,
+                fps=info.fps,
+                duration_s=info.declared_duration_s,
+                first_pts_s=origin,
+                detector=detector.name,
+            )
+        return IngestOutcome(
+            path,
+            IngestStatus.SPLIT,
+            f"split into {len(chunks)} chunks of {plan[0].end_s or 0:.0f} s for the workers",
+            claim.video_id,
+            info.declared_duration_s,
+            start_source=source,
+            chunks=tuple(chunks),
+        )
 
     def _earlier_sizes(self, path: Path) -> list[int]:
         """Sizes of rows filed under this path: the file may be one of them, grown."""
@@ -367,7 +426,9 @@ class Ingestor:
             self._fail(claims, claim, path, "the file changed while it was ingested; redoing it")
             return _Changed()
         truncated = truncation(info, sampler.duration_s)
-        track_vectors = self._track_vectors(claim.video_id)
+        track_vectors = video_track_vectors(
+            self.catalog, self.embedders, claim.video_id, settings.media_dir
+        )
         with self.catalog.unit_of_work() as session:
             claims.renew(session, claim)
             vector_writer.write(session, track_vectors)
@@ -390,21 +451,6 @@ class Ingestor:
         return IngestOutcome(
             path, status, message, claim.video_id, sampler.duration_s, segments, source
         )
-
-    def _track_vectors(self, video_id: int) -> list[OwnedVector]:
-        """The video's track vectors (best crops, sentences), computed with no transaction
-        open; only this ingest writes the video's tracks, so what is read stays true."""
-        embedders, out = self.embedders, []
-        for kind, model in (
-            (VectorKind.OBJECT_TEXT, embedders.text),
-            (VectorKind.OBJECT_IMAGE, embedders.clip),
-        ):
-            if model is None:
-                continue
-            with self.catalog.unit_of_work() as session:
-                sources = tracks_lacking(session, kind, model.name, video_id)
-            out += embed_sources(embedders, kind, sources, self.settings.media_dir)
-        return out
 
     def _fail(self, claims: Claims, claim: Claim, path: Path, reason: str) -> IngestOutcome:
         try:

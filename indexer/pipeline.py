@@ -128,8 +128,36 @@ class _Span:
     crop: Image | None = None
 
 
+@dataclass(frozen=True)
+class BorderBox:
+    """A tracked detection a chunk saw in its pre-roll (before the footage it writes)."""
+
+    t: float
+    label: str
+    box: tuple[float, float, float, float]
+    track_no: int
+
+
+def analysed_by_rule(policy: AnalysisPolicy, start_s: float, motion: float) -> bool:
+    """Moving segments are analysed; a still one when it holds a point of the static-check
+    grid (every `static_check_s` of video time). The rule looks at no earlier segment, so
+    a chunk of a long video decides exactly as a whole-file run does."""
+    if not policy.skip_static or motion >= policy.motion_threshold:
+        return True
+    check = policy.static_check_s
+    return int(start_s // check) != int((start_s - policy.segment_seconds) // check)
+
+
 class VideoAnalysis:
-    """Iterating yields one `SegmentResult` per segment of footage, in order."""
+    """Iterating yields one `SegmentResult` per segment of footage, in order.
+
+    A chunk of a long video (indexer/chunks.py) samples from an earlier segment border
+    than its own start: segments before `emit_from_s` (its pre-roll) are analysed, so that
+    tracks, motion and "last check" carry into its first segment as in a whole-file run,
+    but are not yielded; the tracked boxes seen there are kept in `border` for stitching.
+    Its track numbers start after `track_base`; its first segment (`first_analysed_s`) is
+    one a whole-file run analyses.
+    """
 
     def __init__(
         self,
@@ -140,6 +168,9 @@ class VideoAnalysis:
         camera: str,
         started_at: datetime,
         sample_fps: float,
+        emit_from_s: float = 0.0,
+        track_base: int = 0,
+        first_analysed_s: float | None = None,
     ) -> None:
         self.sampler = sampler
         self.detector = detector
@@ -148,7 +179,12 @@ class VideoAnalysis:
         self.started_at = started_at
         self.tracker = VideoTracker(threshold=detector.threshold, sample_fps=sample_fps)
         self.book = _TrackBook()
-        self._last_check_s: float | None = None
+        self.emit_from_s = emit_from_s
+        self.track_base = track_base
+        # a chunk's pre-roll starts at a segment a whole-file run analyses, whose first
+        # sample's motion cannot be known here (its predecessor was not decoded)
+        self.first_analysed_s = first_analysed_s
+        self.border: list[BorderBox] = []
         self._last_seen: tuple[datetime, str] | None = None
         self._previous: tuple[TrackSighting, ...] = ()
         self._seen: set[int] = set()
@@ -160,18 +196,21 @@ class VideoAnalysis:
         for frame in self.sampler:
             k = int(frame.t // length)
             if k != index and current:
-                yield self._segment(index, current, end_s=(index + 1) * length)
+                result = self._segment(index, current, end_s=(index + 1) * length)
+                if result.start_s >= self.emit_from_s:
+                    yield result
                 current = []
             index = k
             current.append(frame)
         if current:
-            yield self._segment(index, current, end_s=max(self.sampler.duration_s, current[-1].t))
+            result = self._segment(
+                index, current, end_s=max(self.sampler.duration_s, current[-1].t)
+            )
+            if result.start_s >= self.emit_from_s:
+                yield result
 
     def _should_analyse(self, start_s: float, motion: float) -> bool:
-        p = self.policy
-        if not p.skip_static or self._last_check_s is None or motion >= p.motion_threshold:
-            return True
-        return start_s - self._last_check_s >= p.static_check_s
+        return start_s == self.first_analysed_s or analysed_by_rule(self.policy, start_s, motion)
 
     def _detect(self, frames: list[SampledFrame]) -> list[tuple[SampledFrame, Detections]]:
         out = []
@@ -179,17 +218,27 @@ class VideoAnalysis:
             frames, self.detector.detect([f.image for f in frames]), strict=True
         ):
             tracked = self.tracker.update(dets)
+            if self.track_base:
+                nos = tracked.track_nos
+                tracked = tracked.with_tracks(np.where(nos >= 0, nos + self.track_base, nos))
             colors = tuple(dominant_color(crop(frame.image, box)) for box in tracked.xyxy)
             out.append((frame, tracked.with_colors(colors)))
         return out
+
+    def _keep_border(self, detected: list[tuple[SampledFrame, Detections]]) -> None:
+        for frame, dets in detected:
+            for i, no in enumerate(dets.track_nos.tolist()):
+                if no >= 0:
+                    x1, y1, x2, y2 = (float(v) for v in dets.xyxy[i])
+                    self.border.append(BorderBox(frame.t, dets.label[i], (x1, y1, x2, y2), no))
 
     def _segment(self, index: int, frames: list[SampledFrame], *, end_s: float) -> SegmentResult:
         start_s = index * self.policy.segment_seconds
         motion = max(f.motion for f in frames)
         analysed = self._should_analyse(start_s, motion)
         detected = self._detect(frames) if analysed else []
-        if analysed:
-            self._last_check_s = start_s
+        if start_s < self.emit_from_s:
+            self._keep_border(detected)
         sightings = self.book.sightings(detected)
         new = frozenset(s.track_no for s in sightings) - self._seen
         self._seen |= new

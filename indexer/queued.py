@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, true, update
 
-from footage.catalog import Camera, Video, VideoStatus
+from footage.catalog import Camera, Video, VideoChunk, VideoStatus
 from footage.db import Catalog
 from indexer.claims import QUEUED_SHA_PREFIX, owner_gone
 from indexer.files import FileState
@@ -136,7 +136,11 @@ def find_lost(
                         Video.status == VideoStatus.QUEUED,
                         or_(Video.queued_at.is_(None), Video.queued_at <= at - _s(grace_s)),
                     ),
-                    Video.status == VideoStatus.PROCESSING,
+                    and_(
+                        Video.status == VideoStatus.PROCESSING,
+                        # a chunked video is recovered chunk by chunk (indexer/chunks.py)
+                        Video.id.not_in(select(VideoChunk.video_id)),
+                    ),
                 )
             )
             .order_by(Video.id)

@@ -13,7 +13,7 @@ import cv2
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
-from footage.catalog import Detection, Embedding, Segment, Track, Video
+from footage.catalog import Detection, Embedding, Segment, Track, Video, VideoChunk
 from indexer.values import Image, SegmentResult, TrackSighting
 
 
@@ -31,7 +31,7 @@ def save_jpeg(media_dir: Path, relative: str, image: Image) -> str:
 
 def forget_contents(session: Session, video_id: int) -> None:
     """Remove what an earlier, unfinished run wrote for this video."""
-    for model in (Embedding, Detection, Track, Segment):
+    for model in (Embedding, Detection, Track, Segment, VideoChunk):
         session.execute(delete(model).where(model.video_id == video_id))
 
 

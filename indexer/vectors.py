@@ -133,6 +133,24 @@ def segments_lacking(
     return SegmentBatch(batch[-1].id, len(batch), sources)
 
 
+def segment_sources_lacking(
+    session: Session, kinds: Sequence[tuple[str, str]], video_id: int
+) -> list[VectorSource]:
+    """One video's segments lacking a vector of the one text kind in `kinds`, as sources."""
+    ((kind, model),) = kinds
+    query = (
+        select(Segment)
+        .where(
+            Segment.video_id == video_id,
+            ~exists().where(
+                Embedding.segment_id == Segment.id, Embedding.kind == kind, Embedding.model == model
+            ),
+        )
+        .order_by(Segment.start_s)
+    )
+    return [_segment_source(s, kind) for s in session.scalars(query)]
+
+
 def _segment_source(segment: Segment, kind: str) -> VectorSource:
     return VectorSource(
         segment_owner(segment),

@@ -23,6 +23,11 @@ SHARED = Path(os.environ.get("FOOTAGE_SHARED_DIR", Path(__file__).resolve().pare
 FOOTAGE = SHARED / "footage"
 ANNOTATIONS = FOOTAGE / "annotations"
 ONNX_SPEC = SHARED / "models" / "centernet_mb3_coco.json"
+# Models made once per machine and shared by every test: the text model exported to ONNX
+# (10-15 s each time otherwise), the joined LLM weights. FOOTAGE_TEST_MODELS_DIR moves it.
+TEST_MODELS = Path(
+    os.environ.get("FOOTAGE_TEST_MODELS_DIR", Path.home() / ".cache" / "footage-tests" / "models")
+)
 PG_ADMIN_URL = os.environ.get("FOOTAGE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("FOOTAGE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
@@ -89,7 +94,12 @@ def make_settings(
 ) -> Settings:
     """Ingest tests run without CLIP (no weights exist here) unless they ask for it, and
     take files written a moment ago (copies, cut files) at once unless they test that."""
-    values: dict[str, object] = {"embed_images": False, "stable_s": 0.0, **overrides}
+    values: dict[str, object] = {
+        "embed_images": False,
+        "stable_s": 0.0,
+        "models_dir": TEST_MODELS,
+        **overrides,
+    }
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -109,6 +119,8 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         "FOOTAGE_STABLE_S": str(settings.stable_s),
         "FOOTAGE_LEASE_S": str(settings.lease_s),
     }
+    if settings.models_dir is not None:
+        values["FOOTAGE_MODELS_DIR"] = str(settings.models_dir)
     keep = {k: v for k, v in os.environ.items() if not k.startswith("FOOTAGE_")}
     return {**keep, **values, **extra}
 

@@ -9,7 +9,6 @@ ingested as camera "hall" starting 2023-02-06 21:00:00 UTC, so he is there 21:00
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -32,15 +31,12 @@ from search.ask.answer import Asker, AskRequest
 from search.ask.evidence import timeline_text
 from search.ask.question import Order, QuestionKind, understand
 from search.ask.times import parse_window
-from tests.conftest import FOOTAGE_CLI, cli_env, clip, make_settings
+from tests.conftest import FOOTAGE_CLI, TEST_MODELS, cli_env, clip, make_settings
 from tests.llm_server import served, smollm2_gguf
 
 HALL = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"
 START = datetime(2023, 2, 6, 21, 0, tzinfo=UTC)
 MAN_THERE = (START + timedelta(seconds=28), START + timedelta(seconds=59))
-TEST_MODELS = Path(
-    os.environ.get("FOOTAGE_TEST_MODELS_DIR", Path.home() / ".cache" / "footage-tests" / "models")
-)
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2023, 2, 7, 10, 30, tzinfo=BERLIN)
 

@@ -185,6 +185,8 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
     assert set(table["status"]) == {"done"}
     assert list(table["progress"]) == [1.0, 1.0]
     assert not at.get("progress")
+    counts = {m.label: m.value for m in at.metric}  # the queue at a glance, above the table
+    assert counts == {"queued": "0", "running": "0", "stale": "0", "done": "2", "failed": "0"}
 
     catalog = Catalog(env)
     with catalog.unit_of_work() as session:
@@ -204,7 +206,8 @@ def test_videos_tab_shows_the_queue_and_progress(env: Settings) -> None:
     try:
         at.run()
         (bar,) = at.get("progress")
-        assert bar.proto.value == 50
+        assert bar.proto.value == 50 and "worker-3:99" in bar.proto.text.replace("\\", "")
+        assert {m.label: m.value for m in at.metric}["running"] == "1"
         assert "processing" in set(at.dataframe[0].value["status"])
         # Its worker falls silent: the lease runs out, and the tab says so.
         with catalog.unit_of_work() as session:

@@ -259,3 +259,104 @@ def test_in_a_browser_an_answer_plays_its_clips_from_their_second(
             )
         finally:
             browser.close()
+
+
+def test_in_a_browser_the_videos_tab_shows_the_queue_and_follows_it_without_a_click(
+    indexed: Settings, console_url: str
+) -> None:
+    """A video being ingested, a failed one and a live camera: the Videos tab shows them, and
+    its bar moves as the catalog does, with nobody clicking (the tab refreshes itself)."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install -y chromium (make setup does as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    from datetime import timedelta
+
+    from sqlalchemy import delete, select, update
+
+    from footage.cameras import add_camera
+    from footage.catalog import Camera, CameraSecret, Video
+
+    catalog = Catalog(indexed)
+    now = datetime.now(UTC)
+    with catalog.unit_of_work() as session:
+        video = session.scalars(select(Video)).one()
+        saved = (video.id, video.status, video.progress_s)
+        session.execute(
+            update(Video)
+            .where(Video.id == video.id)
+            .values(
+                status="processing",
+                progress_s=21.0,
+                claim_owner="gpu-box:4242 task t1",
+                claim_token="t",
+                lease_until=now + timedelta(minutes=10),
+                heartbeat_at=now,
+            )
+        )
+        failed = Video(
+            sha256="f" * 64,
+            camera_id=video.camera_id,
+            path="/srv/hall/[broken](x).mp4",
+            size_bytes=1,
+            status="failed",
+            error="no decodable video frames in the file",
+            progress_s=0.0,
+            attempts=1,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(failed)
+    add_camera(catalog, "porch", "rtsp://admin:secret@10.0.0.9/live")
+    with catalog.unit_of_work() as session:
+        session.execute(
+            update(Camera)
+            .where(Camera.name == "porch")
+            .values(recorder_state="recording", last_chunk_at=now - timedelta(minutes=42))
+        )
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                page = browser.new_page()
+                page.goto(console_url, timeout=60_000)
+                page.get_by_role("tab", name="Videos").click(timeout=60_000)
+                page.get_by_text("Queue", exact=True).wait_for(timeout=60_000)
+                running = page.get_by_text(f"hall: {HALL}, 21 of 85 s")
+                running.wait_for(timeout=30_000)
+                assert "gpu-box:4242" in running.inner_text()
+                assert page.get_by_test_id("stProgress").count() == 1
+                assert "Refreshing every 2 s" in page.inner_text("body")
+                body = page.inner_text("body")  # catalog text shown as it is, not as markdown
+                assert "hall · [broken](x).mp4: no decodable video frames in the file" in body
+                assert "porch: recording, not heard from, lag 42 min" in body
+                # The ingest moves on: the bar follows, nobody clicks.
+                with catalog.unit_of_work() as session:
+                    session.execute(
+                        update(Video).where(Video.id == saved[0]).values(progress_s=64.0)
+                    )
+                page.get_by_text(f"hall: {HALL}, 64 of 85 s").wait_for(timeout=30_000)
+                # It finishes: no bar, and the counts say so.
+                with catalog.unit_of_work() as session:
+                    session.execute(
+                        update(Video)
+                        .where(Video.id == saved[0])
+                        .values(status=saved[1], progress_s=saved[2], claim_token=None)
+                    )
+                page.get_by_test_id("stProgress").wait_for(state="detached", timeout=30_000)
+                page.get_by_text("Refreshing every").wait_for(state="detached", timeout=30_000)
+            finally:
+                browser.close()
+    finally:
+        with catalog.unit_of_work() as session:
+            session.execute(
+                update(Video)
+                .where(Video.id == saved[0])
+                .values(status=saved[1], progress_s=saved[2], claim_token=None, lease_until=None)
+            )
+            session.execute(delete(Video).where(Video.id == failed.id))
+            porch = session.scalar(select(Camera.id).where(Camera.name == "porch"))
+            session.execute(delete(CameraSecret).where(CameraSecret.camera_id == porch))
+            session.execute(delete(Camera).where(Camera.id == porch))
+        catalog.dispose()

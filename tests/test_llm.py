@@ -27,6 +27,7 @@ from footage.llm.weights import (
     resolve_gguf,
 )
 from footage.settings import Settings
+from tests.conftest import TEST_MODELS
 from tests.llm_server import served, smollm2_gguf
 
 SCHEMA = {
@@ -44,10 +45,6 @@ QUESTION = [
     ChatMessage("user", "[S7] lobby 21:53:28: 2 person. When was someone in the lobby?"),
 ]
 API_KEY = "sk-test-0d4c1f9e8b7a6b5c"
-# Joined once per machine, reused by later runs (FOOTAGE_TEST_MODELS_DIR moves it).
-TEST_MODELS = Path(
-    os.environ.get("FOOTAGE_TEST_MODELS_DIR", Path.home() / ".cache" / "footage-tests" / "models")
-)
 
 
 @pytest.fixture(scope="session")

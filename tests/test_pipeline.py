@@ -129,19 +129,23 @@ def test_segments_cover_the_footage_without_gaps() -> None:
 
 
 def test_still_segments_skip_the_detector_until_motion_or_the_minute_check() -> None:
-    """Checked: the first segment, any with motion at or above the threshold (a frame is
-    enough), and a still one when the last check is 60 s old."""
+    """Checked: any segment with motion at or above the threshold (a frame is enough), and
+    a still one at each minute of video time (0, 60, 120 s): a rule that looks at no
+    earlier segment, so a chunk of a long video decides as a whole-file run does."""
     motion = {35: 0.05, 52: 0.002, 75: 0.0019}
     results, detector = analyse([PARKED_CAR], 130, motion=lambda t: motion.get(int(t), 0.0))
-    assert [r.index for r in results if r.analysed] == [0, 3, 5, 11]
-    assert detector.calls == [[float(t) for t in range(10 * i, 10 * i + 10)] for i in (0, 3, 5, 11)]
+    assert [r.index for r in results if r.analysed] == [0, 3, 5, 6, 12]
+    assert detector.calls == [
+        [float(t) for t in range(10 * i, 10 * i + 10)] for i in (0, 3, 5, 6, 12)
+    ]
     assert [r.motion for r in results[3:8]] == [0.05, 0.0, 0.002, 0.0, 0.0019]
-    skipped = results[6]
+    skipped = results[7]
     assert skipped.analysed_frames == () and skipped.sightings == ()
-    assert skipped.thumbnail_s == 65.0  # the middle frame: nothing was detected to show
+    assert skipped.thumbnail_s == 75.0  # the middle frame: nothing was detected to show
     assert skipped.description == (
-        "Camera gate, 2026-11-20 22:01:00 to 22:01:10 (video 1:00-1:10). No motion: the scene "
-        "is unchanged; objects were not checked. At the last check (22:00:50) it saw up to 1 car."
+        "Camera gate, 2026-11-20 22:01:10 to 22:01:20 (video 1:10-1:20). No motion: the scene "
+        "is unchanged; objects were not checked. At the last check (22:01:00) it saw up "
+        "to 1 car."
     )
     # the car was seen by every check, and never said to have left in between
     assert all(

@@ -31,7 +31,9 @@ from indexer.ingest import Ingestor, IngestRequest
 from indexer.queued import record_queued
 from tests.catalog_checks import said
 from tests.conftest import FOOTAGE_CLI, _pg_database, cli_env, clip, make_settings
-from tests.test_queue_recovery import PrivateRedis, Workers, _free_port, _wait_for
+from tests.queue_helpers import PrivateRedis, Workers
+from tests.queue_helpers import free_port as _free_port
+from tests.queue_helpers import wait_for as _wait_for
 from workers.live.clock import StreamClock
 from workers.live.retention import apply_retention
 

@@ -23,7 +23,9 @@ from footage.secrets import install_secret_filter, mask_secrets
 from footage.settings import Settings
 from ui.cli_cameras import cameras_app
 from ui.cli_common import _reading_catalog, _settings, err, out
+from ui.cli_queue import queue
 from ui.cli_record import record
+from ui.cli_watch import watch
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -72,6 +74,8 @@ app.add_typer(db_app, name="db")
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(cameras_app, name="cameras")
+app.command("watch")(watch)
+app.command("queue")(queue)
 app.command("record")(record)
 
 
@@ -656,29 +660,55 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Worker processes.")] = 1,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            help="Queues to take work from, comma-separated (default: FOOTAGE_INGEST_QUEUE, "
+            "footage.ingest). A GPU machine: --queues footage.gpu, with FOOTAGE_INGEST_QUEUE="
+            "footage.gpu where files are queued.",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="This worker's name (NAME@host); several on one host need their own."
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker that ingests queued videos (needs FOOTAGE_BROKER_URL)."""
     from footage.errors import Unavailable
-    from workers.app import QUEUE, worker_app
+    from workers.app import worker_app, worker_queues
 
     settings = _settings()
     try:
+        names = worker_queues(settings, queues)
         celery = worker_app(settings)
     except Unavailable as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
-    celery.worker_main(["worker", f"--concurrency={concurrency}", "-Q", QUEUE, "--loglevel=INFO"])
+    argv = ["worker", f"--concurrency={concurrency}", "-Q", ",".join(names), "--loglevel=INFO"]
+    if name is not None:
+        if not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise typer.BadParameter("letters, digits and . _ - only", param_hint="--name")
+        argv.append(f"--hostname={name}@%h")
+    celery.worker_main(argv)
 
 
 CONSOLE_ADDRESS = "127.0.0.1"
 
 
-def console_command(port: int | None, settings: Settings | None = None) -> list[str]:
+def console_command(
+    port: int | None, settings: Settings | None = None, address: str = CONSOLE_ADDRESS
+) -> list[str]:
     """The Streamlit command line that serves ui/console/app.py on this machine only.
 
     The WebSocket answers only Hosts naming this machine (DNS rebinding), the agent API is
-    off, and uploads are refused by the server above the example-image byte cap.
+    off, and uploads are refused by the server above the example-image byte cap. `address`
+    is where it listens: 0.0.0.0 only inside a container whose port is published to the
+    host's loopback (docker-compose.yml); the allowed Hosts stay this machine's names.
     """
     max_bytes = (settings or Settings()).max_image_bytes
     command = [
@@ -690,7 +720,7 @@ def console_command(port: int | None, settings: Settings | None = None) -> list[
         "--server.headless",
         "true",
         "--server.address",
-        CONSOLE_ADDRESS,
+        address,
         "--browser.gatherUsageStats",
         "false",
         "--client.toolbarMode",
@@ -713,6 +743,13 @@ def console(
         int | None,
         typer.Option(min=1, max=65535, help="Port on 127.0.0.1 (default: Streamlit's, 8501)."),
     ] = None,
+    address: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on; 0.0.0.0 only in a container published to the host's "
+            "loopback (the console has no login)."
+        ),
+    ] = CONSOLE_ADDRESS,
 ) -> None:
     """Serve the search console (search, videos, timeline, SQL) in the browser."""
     import importlib.util
@@ -723,7 +760,12 @@ def console(
     if importlib.util.find_spec("streamlit") is None:
         err.print("[red]The console needs Streamlit:[/red] pip install streamlit")
         raise typer.Exit(2)
-    server = subprocess.Popen(console_command(port, settings))
+    if address not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"[yellow]Listening on {escape(address)}:[/yellow] the console has no login; "
+            "publish its port to the host's loopback only (127.0.0.1:PORT:PORT)."
+        )
+    server = subprocess.Popen(console_command(port, settings, address))
     # Ctrl-C reaches the whole process group; a plain `kill` of this process must reach
     # the server too, or it would be left running.
     signal.signal(signal.SIGTERM, lambda signum, _frame: server.send_signal(signum))

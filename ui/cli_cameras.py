@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from footage.cameras import UNSET, CameraView, add_camera, list_cameras, update_camera
 from ui.cli_common import _settings, out
+
+if TYPE_CHECKING:  # footage.cameras imports SQLAlchemy: not for every `footage` start
+    from footage.cameras import CameraView
 
 cameras_app = typer.Typer(
     help="Cameras: live sources (RTSP, RTMP, HTTP, HLS, UDP), time zones, retention.",
@@ -73,6 +75,7 @@ def cameras(
     """Every camera: its source, recorder state, last chunk and lag."""
     if ctx.invoked_subcommand is not None:
         return
+    from footage.cameras import list_cameras
     from ui.cli_common import _reading_catalog
 
     catalog = _reading_catalog()
@@ -108,6 +111,8 @@ def cameras_add(
     ] = False,
 ) -> None:
     """Add a camera (or give a camera known from its files a live source)."""
+    from footage.cameras import add_camera
+
     catalog = _catalog()
     try:
         view = add_camera(
@@ -144,6 +149,8 @@ def cameras_set(
         raise typer.BadParameter("give --source or --files-only, not both")
     if retention_hours is not None and keep:
         raise typer.BadParameter("give --retention-hours or --keep, not both")
+    from footage.cameras import UNSET, update_camera
+
     catalog = _catalog()
     try:
         view = update_camera(

@@ -1,8 +1,10 @@
-"""The Celery application and its one task: ingest a video file.
+"""The Celery application and its tasks: ingest a video file; a chunk of a long one.
 
 One task per video, not per segment: tracking follows objects across segment borders and
 the decoder runs straight through a file (seeking costs ~9x), so a video is analysed
-sequentially by one worker; parallelism comes from many videos and cameras at once.
+sequentially by one worker; parallelism comes from many videos and cameras at once. A file
+longer than `chunk_min_s` is the exception: it is split into chunks of minutes (one seek
+each) that any worker takes, and joined at the end (indexer/chunks.py, workers/chunks.py).
 
 The catalog, not the broker, is the truth about what is queued (indexer/queued.py): every
 queued file has a row before its task is sent, and each worker runs a sweeper
@@ -14,6 +16,7 @@ re-sent task harmless: it finds the video done, or being done, and says so.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -22,13 +25,51 @@ from typing import Any
 from celery import Celery, signals
 
 from footage.db import Catalog
-from footage.errors import Unavailable
+from footage.errors import InvalidInput, Unavailable
 from footage.secrets import install_secret_filter
 from footage.settings import Settings
-from indexer.ingest import Ingestor, IngestRequest
+from indexer.ingest import Ingestor, IngestRequest, IngestStatus
+from workers.chunks import CHUNK_TASK, JOIN_TASK, run_chunk, run_join, send_chunk
 
-QUEUE = "footage.ingest"
+QUEUE = "footage.ingest"  # the default of FOOTAGE_INGEST_QUEUE
 TASK = "footage.ingest_video"
+# Model work: decoding, the detector, CLIP. Each goes to the queue `task_routes` names, so
+# GPU machines can be given it (FOOTAGE_INGEST_QUEUE, `footage worker --queues`).
+MODEL_TASKS = (TASK, CHUNK_TASK, JOIN_TASK)
+
+
+def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
+    """Celery's `task_routes`: each model task by name to the queue that settings give."""
+    return {name: {"queue": settings.ingest_queue} for name in MODEL_TASKS}
+
+
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+
+
+def worker_queues(settings: Settings, given: str | None) -> tuple[str, ...]:
+    """The queues a worker consumes: those given (comma-separated), else the ingest queue."""
+    if given is None:
+        return (settings.ingest_queue,)
+    names = tuple(dict.fromkeys(n.strip() for n in given.split(",") if n.strip()))
+    bad = [n for n in names if not _QUEUE_NAME.match(n)]
+    if not names or bad:
+        shown = ", ".join(repr(n[:40]) for n in bad) or "none"
+        raise InvalidInput(
+            f"queue names are letters, digits and . _ : - (got {shown}); "
+            "e.g. --queues footage.ingest,footage.gpu"
+        )
+    return names
+
+
+def queue_for(app: Celery, task: str) -> str:
+    """The queue a task is sent to, by the app's routes (the default queue otherwise)."""
+    route = (app.conf.task_routes or {}).get(task) or {}
+    return str(route.get("queue") or app.conf.task_default_queue)
+
+
+def routed_queues(app: Celery) -> tuple[str, ...]:
+    """Every queue this app sends model work to (what the sweeper looks in)."""
+    return tuple(dict.fromkeys(queue_for(app, name) for name in MODEL_TASKS))
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -46,7 +87,8 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=QUEUE,
+        task_default_queue=settings.ingest_queue,
+        task_routes=task_routes(settings),
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
@@ -67,6 +109,8 @@ def make_celery(settings: Settings) -> Celery:
         },
     )
     app.task(name=TASK, bind=True)(_ingest_video_task)
+    app.task(name=CHUNK_TASK, bind=True)(_ingest_chunk_task)
+    app.task(name=JOIN_TASK, bind=True)(_join_chunks_task)
     return app
 
 
@@ -94,8 +138,13 @@ def _ingest_video_task(
         complete=complete,
     )
     outcome = _worker_ingestor(settings).ingest(
-        request, queued_id=video_id, task_id=task.request.id
+        request, queued_id=video_id, task_id=task.request.id, split=True
     )  # progress is written to the video's row, segment by segment
+    if outcome.status == IngestStatus.SPLIT:
+        # A long file: its chunks go to the queue for any worker. Sent or not, they are
+        # rows: the sweeper sends what did not reach the broker.
+        for chunk_id, chunk_task in outcome.chunks:
+            send_chunk(task.app, chunk_id, chunk_task, queue_for(task.app, CHUNK_TASK))
     return {
         "path": str(outcome.path),
         "status": str(outcome.status),
@@ -103,6 +152,16 @@ def _ingest_video_task(
         "video_id": outcome.video_id,
         "duration_s": outcome.duration_s,
     }
+
+
+def _ingest_chunk_task(task: Any, chunk_id: int) -> dict[str, Any]:
+    settings: Settings = task.app.conf.footage_settings
+    return run_chunk(_worker_ingestor(settings), chunk_id, task.request.id)
+
+
+def _join_chunks_task(task: Any, video_id: int) -> dict[str, Any]:
+    settings: Settings = task.app.conf.footage_settings
+    return run_join(_worker_ingestor(settings), video_id, task.request.id)
 
 
 def worker_app(settings: Settings) -> Celery:

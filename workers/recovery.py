@@ -20,8 +20,15 @@ from celery import Celery
 
 from footage.db import Catalog
 from footage.settings import Settings
+from indexer.chunk_recovery import (
+    find_lost_chunks,
+    give_up_chunk,
+    mark_join_sent,
+    requeue_chunk,
+)
 from indexer.queued import MAX_ATTEMPTS, Queued, find_lost, give_up, requeue
-from workers.app import QUEUE, TASK
+from workers.app import TASK, queue_for, routed_queues
+from workers.chunks import CHUNK_TASK, JOIN_TASK, send_chunk, send_join
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +66,15 @@ def _task_id(raw: bytes | str) -> str | None:
         return None
 
 
-def broker_tasks(broker_url: str) -> BrokerTasks:
-    """The task ids the Redis broker holds for the ingest queue."""
+def broker_tasks(broker_url: str, names: tuple[str, ...]) -> BrokerTasks:
+    """The task ids the Redis broker holds for the given queues."""
     client = redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=5)
     try:
-        queues = [QUEUE, *(k.decode() for k in client.scan_iter(f"{QUEUE}{_PRIORITY_SEP}*"))]
+        queues = [
+            queue
+            for name in names
+            for queue in [name, *(k.decode() for k in client.scan_iter(f"{name}{_PRIORITY_SEP}*"))]
+        ]
         waiting = {
             task
             for queue in queues
@@ -82,14 +93,14 @@ def broker_tasks(broker_url: str) -> BrokerTasks:
 
 def send(app: Celery, queued: Queued) -> None:
     """Publish the task for a queued row (its id is the row's task id)."""
-    app.send_task(TASK, args=queued.task_args(), task_id=queued.task_id, queue=QUEUE)
+    app.send_task(TASK, args=queued.task_args(), task_id=queued.task_id, queue=queue_for(app, TASK))
 
 
 def sweep(catalog: Catalog, app: Celery, settings: Settings) -> SweepReport:
     """One round: re-send lost work, give up on work that died too often."""
     assert settings.broker_url
     try:
-        held = broker_tasks(settings.broker_url)
+        held = broker_tasks(settings.broker_url, routed_queues(app))
     except redis.RedisError as exc:
         return SweepReport(error=f"broker unreachable: {exc}")
     lost = find_lost(
@@ -115,7 +126,41 @@ def sweep(catalog: Catalog, app: Celery, settings: Settings) -> SweepReport:
             return SweepReport(tuple(resent), tuple(gave_up), f"could not send: {exc}")
         resent.append((video_id, work.why))
         log.warning("video %s (%s): %s; sent again", video_id, again.path.name, work.why)
-    return SweepReport(tuple(resent), tuple(gave_up))
+    try:
+        more_resent, more_gave_up = _sweep_chunks(catalog, app, settings, held)
+    except Exception as exc:  # the broker went away mid-sweep: next round
+        return SweepReport(tuple(resent), tuple(gave_up), f"could not send: {exc}")
+    return SweepReport(tuple(resent + more_resent), tuple(gave_up + more_gave_up))
+
+
+def _sweep_chunks(
+    catalog: Catalog, app: Celery, settings: Settings, held: BrokerTasks
+) -> tuple[list[tuple[int, str]], list[int]]:
+    """Chunks of long videos: each is sent again alone; a stopped join is sent again."""
+    lost, joins = find_lost_chunks(
+        catalog, on_broker=held.all, waiting=set(held.waiting), grace_s=settings.requeue_grace_s
+    )
+    resent: list[tuple[int, str]] = []
+    gave_up: list[int] = []
+    for chunk in lost:
+        if chunk.token is not None and chunk.attempts >= MAX_ATTEMPTS:
+            if give_up_chunk(catalog, chunk):
+                gave_up.append(chunk.video_id)
+                log.warning("video %s chunk %s: gave up", chunk.video_id, chunk.chunk_no)
+            continue
+        task = requeue_chunk(catalog, chunk)
+        if task is None:
+            continue
+        send_chunk(app, chunk.chunk_id, task, queue_for(app, CHUNK_TASK))
+        why = f"chunk {chunk.chunk_no}: {chunk.why}"
+        resent.append((chunk.video_id, why))
+        log.warning("video %s %s; sent again", chunk.video_id, why)
+    for join in joins:
+        if mark_join_sent(catalog, join.video_id, settings.lease_s):
+            send_join(app, join.video_id, queue_for(app, JOIN_TASK))
+            resent.append((join.video_id, join.why))
+            log.warning("video %s: %s; sent again", join.video_id, join.why)
+    return resent, gave_up
 
 
 class Sweeper:

@@ -88,7 +88,7 @@ def main() -> None:
     with ask:
         ask_tab(catalog, settings)
     with videos:
-        videos_tab(catalog, stamp)
+        videos_tab(catalog)
     with timeline:
         timeline_tab(catalog, settings, options.cameras, stamp)
     with sql:

@@ -7,7 +7,6 @@ HTML: the question is shown with st.text, the rest is escaped first.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import streamlit as st
@@ -25,6 +24,7 @@ from ui.console.shared import (
     FILE_DATE_NOTE,
     VideoFacts,
     from_file_date,
+    literal,
     local_time,
     play_from,
     player,
@@ -32,14 +32,6 @@ from ui.console.shared import (
     video_facts,
 )
 from ui.media import media_image
-
-# Markdown (and Streamlit's :color[...] / :emoji: / $math$) syntax, escaped to show literally.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'])")
-
-
-def literal(text: str) -> str:
-    """`text` as markdown that renders exactly as typed (no links, HTML, emphasis)."""
-    return _MARKDOWN.sub(r"\\\1", text).replace("\n", "  \n")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ and be images.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -224,3 +225,12 @@ def player(
     begin = clips[result.segment_id][1]
     st.video(data, format="video/mp4", start_time=max(0, int(start - begin)))
     st.caption(f"Excerpt from {begin:.0f} s of the file.")
+
+
+# Markdown (and Streamlit's :color[...] / :emoji: / $math$) syntax, escaped to show literally.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=\"'])")
+
+
+def literal(text: str) -> str:
+    """`text` as markdown that renders exactly as typed (no links, HTML, emphasis)."""
+    return _MARKDOWN.sub(r"\\\1", text).replace("\n", "  \n")
