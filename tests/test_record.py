@@ -378,6 +378,25 @@ def test_a_frozen_picture_is_recorded_whole(tmp_path: Path, onnx_spec: Path) -> 
     catalog.dispose()
 
 
+def test_a_file_source_is_played_at_its_own_pace(tmp_path: Path, onnx_spec: Path) -> None:
+    """A file as a camera's source is sent as a camera would send it: a few seconds of
+    recording hold a few seconds of it, not the whole 80-s file read at disk speed."""
+    settings = make_settings(tmp_path / "data", None, onnx_spec)
+    catalog = Catalog(settings)
+    add_camera(catalog, "loop", str(clip("pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4")))
+    recording = Recording(cli_env(settings, **RECORD), tmp_path, "loop")
+    try:
+        _wait_for(lambda: _camera(catalog, "loop").recorder_state == "recording", 60, "recording")
+        time.sleep(6)
+        assert recording.interrupt() == 0
+    finally:
+        recording.kill()
+    _wait_for(lambda: bool(_done(catalog)), 60, "the chunks indexed")
+    recorded = sum(v.duration_s or 0.0 for v in _videos(catalog))
+    assert 2.0 < recorded < 30.0, recording.said()
+    catalog.dispose()
+
+
 def test_a_stuck_recorder_is_replaced(tmp_path: Path, onnx_spec: Path) -> None:
     """A camera that freezes (SIGSTOP: connected, silent) while the read timeout is long:
     the supervisor replaces the recorder after record_stall_s; it records again once the

@@ -32,7 +32,14 @@ from workers.live.chunks import ChunkWriter, ClosedChunk
 from workers.live.clock import StreamClock
 from workers.live.report import CameraReport
 from workers.live.sink import ChunkSink
-from workers.live.source import SourceUnavailable, opened, reason, stream_info
+from workers.live.source import (
+    Pacer,
+    SourceUnavailable,
+    opened,
+    plays_a_file,
+    reason,
+    stream_info,
+)
 
 log = logging.getLogger(__name__)
 
@@ -220,12 +227,15 @@ class Recorder:
         connected = time.time()
         why = "the source ended the stream"
         end: datetime | None = None
+        pacer = Pacer(self._stop) if plays_a_file(self.source.url) else None
         try:
             for packet in container.demux(stream):
                 if self.stopping:
                     break
                 if packet.size == 0 or packet.stream_index != stream.index:
                     continue
+                if pacer is not None and packet.pts is not None:
+                    pacer.wait(float(packet.pts * info.time_base))
                 received = time.time()
                 raw_pts = packet.pts
                 placed = clock.place(packet.pts, packet.dts, packet.duration, received)

@@ -8,6 +8,8 @@ wrong becomes one line for `recorder_error`, with the URL's password masked.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -81,3 +83,24 @@ def stream_info(stream: Any) -> StreamInfo:
     frame_ticks = max(1, round(1 / (float(rate) * float(time_base))))
     context = stream.codec_context
     return StreamInfo(context.name, context.width or 0, context.height or 0, time_base, frame_ticks)
+
+
+def plays_a_file(url: str) -> bool:
+    """A file given as a camera's source (a path, or file:): read at its own pace, it
+    would be recorded far faster than real time, so the recorder paces it."""
+    return "://" not in url or url.lower().startswith("file:")
+
+
+class Pacer:
+    """Holds a file's packets back until their time has come, as a camera sends them."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._origin: tuple[float, float] | None = None  # (packet seconds, monotonic)
+
+    def wait(self, seconds: float) -> None:
+        if self._origin is None or seconds < self._origin[0]:  # the start, or a loop back
+            self._origin = (seconds, time.monotonic())
+            return
+        due = self._origin[1] + (seconds - self._origin[0])
+        self._stop.wait(max(0.0, due - time.monotonic()))
