@@ -347,8 +347,8 @@ class ChunkRunner:
         origin, from_s = video.first_pts_s, 0.0
         if chunk.start_s > 0:
             preroll = SampleWindow(origin, preroll_start(chunk.start_s, policy), chunk.start_s)
-            from_s = last_analysed_before(self._sampler(path, preroll), policy)
-        sampler = self._sampler(path, SampleWindow(origin, from_s, chunk.end_s))
+            from_s = last_analysed_before(FrameSampler.configured(path, settings, preroll), policy)
+        sampler = FrameSampler.configured(path, settings, SampleWindow(origin, from_s, chunk.end_s))
         analysis = VideoAnalysis(
             sampler,
             self.detector,
@@ -377,19 +377,6 @@ class ChunkRunner:
                 segment = writer.write(session, result)
                 vectors.write(session, owned(segment_owner(segment), embedded.vectors))
         return self._finish(claims, claim, chunk, sampler, analysis.border, segments)
-
-    def _sampler(self, path: Path, window: SampleWindow) -> FrameSampler:
-        settings = self.settings
-        return FrameSampler(
-            path,
-            sample_fps=settings.sample_fps,
-            segment_seconds=settings.segment_seconds,
-            skip_nonref=settings.skip_nonref_frames,
-            still_keyframes=settings.still_keyframes_only,
-            still_threshold=settings.motion_threshold,
-            still_max_gap_s=settings.still_keyframes_max_gap_s,
-            window=window,
-        )
 
     def _finish(
         self,

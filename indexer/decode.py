@@ -22,6 +22,7 @@ import av
 import av.error
 import numpy as np
 
+from footage.settings import Settings
 from indexer.errors import VideoUnreadable
 from indexer.motion import MotionMeter
 from indexer.values import Image, SampledFrame, VideoInfo
@@ -210,6 +211,22 @@ class FrameSampler:
         self._last_t: float | None = None
         self._last_sample_t = -np.inf
         self._still_since: float | None = None  # first sample of the current still run
+
+    @classmethod
+    def configured(
+        cls, path: Path, settings: Settings, window: SampleWindow | None = None
+    ) -> FrameSampler:
+        """A sampler as the settings say (rate, segments, skipping, keyframes while still)."""
+        return cls(
+            path,
+            sample_fps=settings.sample_fps,
+            segment_seconds=settings.segment_seconds,
+            skip_nonref=settings.skip_nonref_frames,
+            still_keyframes=settings.still_keyframes_only,
+            still_threshold=settings.motion_threshold,
+            still_max_gap_s=settings.still_keyframes_max_gap_s,
+            window=window,
+        )
 
     # -- the sampling rule, shared by both ways of decoding ------------------------------
 

@@ -334,15 +334,8 @@ class Ingestor:
                 claims,
                 claim,
                 plan,
-                started_at=started_at,
-                start_source=source,
-                codec=info.codec,
-                width=info.width,
-                height=info.height,
-                fps=info.fps,
-                duration_s=info.declared_duration_s,
+                **_video_facts(info, started_at, source, detector),
                 first_pts_s=origin,
-                detector=detector.name,
             )
         return IngestOutcome(
             path,
@@ -377,28 +370,9 @@ class Ingestor:
     ) -> IngestOutcome | _Changed:
         settings = self.settings
         with self.catalog.unit_of_work() as session:
-            claims.renew(
-                session,
-                claim,
-                started_at=started_at,
-                start_source=source,
-                codec=info.codec,
-                width=info.width,
-                height=info.height,
-                fps=info.fps,
-                duration_s=info.declared_duration_s,
-                detector=detector.name,
-            )
+            claims.renew(session, claim, **_video_facts(info, started_at, source, detector))
             video = session.get_one(Video, claim.video_id)
-        sampler = FrameSampler(
-            path,
-            sample_fps=settings.sample_fps,
-            segment_seconds=settings.segment_seconds,
-            skip_nonref=settings.skip_nonref_frames,
-            still_keyframes=settings.still_keyframes_only,
-            still_threshold=settings.motion_threshold,
-            still_max_gap_s=settings.still_keyframes_max_gap_s,
-        )
+        sampler = FrameSampler.configured(path, settings)
         analysis = VideoAnalysis(
             sampler,
             detector,
@@ -485,6 +459,22 @@ class Ingestor:
             video.status, video.error, video.updated_at = VideoStatus.FAILED, reason, _now()
             session.flush()
             return IngestOutcome(path, IngestStatus.FAILED, reason, video.id)
+
+
+def _video_facts(
+    info: VideoInfo, started_at: datetime, source: str, detector: Detector
+) -> dict[str, object]:
+    """What the video's row learns once it is probed."""
+    return {
+        "started_at": started_at,
+        "start_source": source,
+        "codec": info.codec,
+        "width": info.width,
+        "height": info.height,
+        "fps": info.fps,
+        "duration_s": info.declared_duration_s,
+        "detector": detector.name,
+    }
 
 
 def _not_ours(path: Path, other: Busy | AlreadyDone | None) -> IngestOutcome:

@@ -43,6 +43,19 @@ footage ask "how many people were on the demo camera between 14:43 and 14:44 on 
 footage ask "was there a dog at the shop on 6 Feb 2023?"
 footage ask "when did the last person leave the shop?"
 
+# Live cameras: a camera is a stream URL (RTSP, HTTP, HLS, ...); here a shared clip stands
+# in for one, sent at its own pace. `footage record` cuts it into chunk files, each indexed
+# as it closes (by the workers when FOOTAGE_BROKER_URL is set; here in-process).
+lobby="$(cd "$shared" && pwd)/footage/pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4"
+footage cameras add lobby "$lobby" --retention-hours 24 >/dev/null 2>&1 || true
+FOOTAGE_RECORD_CHUNK_S=5 footage record lobby &
+record_pid=$!
+sleep 15
+kill -INT "$record_pid"
+wait "$record_pid" || true
+footage cameras
+footage queue
+
 # The service: models and indexes load once, then the CLI (FOOTAGE_API_URL) and any HTTP
 # client are answered in milliseconds.
 port="${FOOTAGE_DEMO_PORT:-8765}"
