@@ -26,8 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from rich.table import Table
 
 from bench.contention import ContentionMeter
 from bench.footage_cli import CLI_CODE, ROOT, SHARED, cli_env
+from bench.queue_rig import free_port, fresh_database
 
 # The tiny hallway (a man mopping, 178x100): eight simulated cameras' H.264 encoding, in
 # Python, must keep up in real time on 2 cores next to the workers.
@@ -63,35 +63,6 @@ class Run:
     recorder_cpu_share: float | None  # of one core, while recording
     other_cores: float | None
     database: str
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _database() -> Iterator[str | None]:
-    """A fresh PostgreSQL database, or None (SQLite in the data folder)."""
-    try:
-        import psycopg
-
-        name = f"footage_lag_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except Exception:
-        yield None
-        return
-    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'DROP ROLE IF EXISTS "footage_reader_{name}"')
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -134,7 +105,7 @@ def run_once(cameras: int, record_s: float, chunk_s: float, folder: Path) -> Run
     meter = ContentionMeter()
     redis = PrivateRedis(folder)
     redis.start()
-    ports = [_free_port() for _ in range(cameras)]
+    ports = [free_port() for _ in range(cameras)]
     servers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.rtsp_camera", str(CLIP), str(port), "--fps", "10"],
@@ -151,7 +122,7 @@ def run_once(cameras: int, record_s: float, chunk_s: float, folder: Path) -> Run
             assert server.stdout is not None
             if server.stdout.readline().strip() != b"ready":
                 raise RuntimeError(f"an RTSP camera did not start: see {folder / 'cameras.log'}")
-        with _database() as url:
+        with fresh_database(f"footage_lag_{uuid.uuid4().hex[:8]}") as url:
             env = cli_env(
                 folder / "data",
                 FOOTAGE_BROKER_URL=redis.url,

@@ -13,11 +13,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from bench.footage_cli import CLI_CODE, cli_env
+from footage.sql_reader import reader_role
 
 PG_ADMIN = os.environ.get("FOOTAGE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -55,22 +57,27 @@ def private_redis(folder: Path) -> Iterator[str]:
         process.wait()
 
 
+def _drop(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    # the migrations' read-only role for users' SQL: roles outlive their database
+    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(reader_role(name))))
+
+
 @contextmanager
 def fresh_database(name: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one run; dropped afterwards."""
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    """A new, empty PostgreSQL database for one run; dropped afterwards (and its role)."""
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+            _drop(conn, name)
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as exc:
+        sys.exit(f"PostgreSQL at {PG_ADMIN} is needed ({exc}); FOOTAGE_BENCH_PG names another")
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     try:
         yield f"{base}/{name}"
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+            _drop(conn, name)
 
 
 class WorkerPool:
@@ -119,4 +126,4 @@ def footage(env: dict[str, str], *args: str, timeout: float = 3600) -> str:
     return done.stdout
 
 
-__all__ = ["cli_env", "footage", "fresh_database", "private_redis", "WorkerPool"]
+__all__ = ["cli_env", "footage", "free_port", "fresh_database", "private_redis", "WorkerPool"]

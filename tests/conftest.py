@@ -7,6 +7,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -15,6 +16,9 @@ from footage.db import Catalog
 from footage.settings import Settings
 from footage.sql_reader import reader_role
 from indexer.ingest import Ingestor, IngestOutcome, IngestRequest
+
+if TYPE_CHECKING:
+    from tests.queue_helpers import PrivateRedis
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -172,3 +176,14 @@ def hallway_reference(
     assert outcome.status == "done", outcome.message
     yield catalog
     catalog.dispose()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own (tests that stop or restart a broker use it)."""
+    from tests.queue_helpers import PrivateRedis  # it imports this module
+
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    redis.stop()

@@ -34,7 +34,6 @@ from tests.conftest import clip, make_settings
 from tests.long_video import join_clips
 from tests.queue_helpers import Workers, wait_for
 from tests.test_queue_recovery import (  # noqa: F401  (fixtures)
-    broker,
     queue_settings,
     workers,
 )

@@ -30,14 +30,6 @@ SHORT = ("intel_worker-zone_480x270_from-gif.mp4", "visionet_alley-people-backli
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture
 def queue_settings(tmp_path: Path, onnx_spec: Path, broker: PrivateRedis) -> Iterator[Settings]:
     for url in _pg_database():
         yield make_settings(

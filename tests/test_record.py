@@ -177,14 +177,6 @@ def _catalog_text(catalog: Catalog) -> str:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture
 def live_settings(tmp_path: Path, onnx_spec: Path, broker: PrivateRedis) -> Iterator[Settings]:
     for url in _pg_database():
         # stable_s is long on purpose: closed chunks must not wait for it (they are complete)

@@ -205,14 +205,6 @@ def pg_url() -> Iterator[str]:
     yield from _pg_database()
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[PrivateRedis]:
-    redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.stop()
-
-
 @pytest.mark.redis
 @pytest.mark.postgres
 def test_with_a_broker_files_are_queued_on_the_routed_queue_and_a_gpu_worker_takes_them(

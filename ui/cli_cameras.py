@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ui.cli_common import _settings, out
+from ui.cli_common import _settings, ago, out
 
 if TYPE_CHECKING:  # footage.cameras imports SQLAlchemy: not for every `footage` start
     from footage.cameras import CameraView
@@ -25,16 +25,6 @@ def _catalog():  # type: ignore[no-untyped-def]
     from footage.db import Catalog
 
     return Catalog(_settings())  # adding a camera may be the catalog's first use: migrate
-
-
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _show(cameras: list[CameraView], as_json: bool) -> None:
@@ -57,7 +47,7 @@ def _show(cameras: list[CameraView], as_json: bool) -> None:
             escape(c.source or "-"),
             state,
             f"{c.last_chunk_at:%Y-%m-%d %H:%M:%S}" if c.last_chunk_at else "-",
-            _ago(c.lag_s(now)) if c.live else "-",
+            ago(c.lag_s(now)) if c.live else "-",
             f"{c.retention_hours:g} h" if c.retention_hours else "keep",
             escape(c.timezone or "-"),
         )

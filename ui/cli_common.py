@@ -32,3 +32,14 @@ def _reading_catalog(settings: Settings | None = None) -> Catalog:
     from footage.db import Catalog
 
     return Catalog.reading(settings or _settings())
+
+
+def ago(seconds: float | None) -> str:
+    """A duration as people read it in a table: 45 s, 12 min, 3.5 h ("-" if unknown)."""
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

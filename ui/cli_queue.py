@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ui.cli_common import _reading_catalog, _settings, out
+from ui.cli_common import _reading_catalog, _settings, ago, out
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -21,16 +21,6 @@ if TYPE_CHECKING:
     from workers.status import WorkersSeen
 
 REFRESH_S = 2.0
-
-
-def _ago(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _bar(share: float | None, width: int = 20) -> str:
@@ -52,7 +42,7 @@ def render(snapshot: QueueSnapshot, seen: WorkersSeen | None) -> RenderableType:
         ("failed ", "bold"), (f"{c.failed}", "red"),
     )  # fmt: skip
     if snapshot.oldest_queued_s is not None:
-        line.append(f"   (oldest queued {_ago(snapshot.oldest_queued_s)} ago)", "dim")
+        line.append(f"   (oldest queued {ago(snapshot.oldest_queued_s)} ago)", "dim")
     parts.append(line)
     if snapshot.running:
         table = Table("video", "camera", "file", "worker", "progress", "seconds", "chunks",
@@ -73,7 +63,7 @@ def render(snapshot: QueueSnapshot, seen: WorkersSeen | None) -> RenderableType:
                 _bar(r.share),
                 seconds,
                 chunks,
-                f"{_ago(r.heartbeat_age_s)} ago" if r.heartbeat_age_s is not None else "-",
+                f"{ago(r.heartbeat_age_s)} ago" if r.heartbeat_age_s is not None else "-",
             )
         parts.append(table)
     if snapshot.failed:
@@ -99,8 +89,8 @@ def render(snapshot: QueueSnapshot, seen: WorkersSeen | None) -> RenderableType:
             table.add_row(
                 escape(cam.name),
                 escape(state),
-                f"{_ago(cam.heartbeat_age_s)} ago" if cam.heartbeat_age_s is not None else "-",
-                _ago(cam.lag_s),
+                f"{ago(cam.heartbeat_age_s)} ago" if cam.heartbeat_age_s is not None else "-",
+                ago(cam.lag_s),
                 escape(cam.error or ""),
             )
         parts.append(table)
