@@ -112,6 +112,19 @@ class VideoStatus(StrEnum):
     FAILED = "failed"
 
 
+class StartSource(StrEnum):
+    """Where a video's wall-clock start (`videos.start_source`) came from."""
+
+    OPTION = "option"  # given by a person (--start)
+    CONTAINER = "container"  # the file's creation time
+    MTIME = "mtime"  # the file's modification time: a guess
+    STREAM = "stream"  # a live camera's own clock (RTCP/NTP)
+    RECEIVE_CLOCK = "receive clock"  # ours, when a live camera's packets arrived
+
+    # given with the file (a re-sent task must carry them; the others are read again)
+    GIVEN = nonmember(("option", "stream", "receive clock"))
+
+
 class Video(Base):
     __tablename__ = "videos"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from footage.cameras import camera_row
-from footage.catalog import Video, VideoStatus
+from footage.catalog import StartSource, Video, VideoStatus
 from footage.db import Catalog
 from footage.names import camera_name
 from footage.settings import Settings
@@ -97,9 +97,8 @@ class IngestRequest:
     path: Path
     camera: str
     start: datetime | None = None  # wall-clock time of the first frame
-    # Where `start` came from: "option" (given by a person), or a recorder's clock
-    # ("stream": the stream's own wall clock; "receive clock": ours, when packets arrived).
-    start_source: str = "option"
+    # Where `start` came from: a person, or a recorder's clock (the stream's or ours)
+    start_source: StartSource = StartSource.OPTION
     # The producer closed the file (a recorder's chunk, renamed when complete): ingest need
     # not wait for it to stop changing.
     complete: bool = False
@@ -142,9 +141,9 @@ def choose_start(request: IngestRequest, info: VideoInfo | None) -> tuple[dateti
         start = request.start if request.start.tzinfo else request.start.astimezone()
         return start, request.start_source
     if info is not None and info.creation_time is not None:
-        return info.creation_time, "container"
+        return info.creation_time, StartSource.CONTAINER
     mtime = datetime.fromtimestamp(request.path.stat().st_mtime, tz=UTC)
-    return mtime, "mtime"
+    return mtime, StartSource.MTIME
 
 
 def truncation(info: VideoInfo, decoded_s: float) -> str | None:

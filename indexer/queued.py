@@ -18,15 +18,12 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, true, update
 
-from footage.catalog import Camera, Video, VideoChunk, VideoStatus
+from footage.catalog import Camera, StartSource, Video, VideoChunk, VideoStatus
 from footage.db import Catalog
 from indexer.claims import QUEUED_SHA_PREFIX, owner_gone
 from indexer.files import FileState
 from indexer.ingest import IngestRequest, camera_row
 
-# Start times given with the file (by a person, or a recorder's clocks), which a re-sent
-# task must carry; the others (container, mtime) are read from the file again.
-GIVEN_STARTS = frozenset({"option", "stream", "receive clock"})
 MAX_ATTEMPTS = 3  # an ingest that died this many times is given up on (failed, with why)
 
 
@@ -40,7 +37,7 @@ class Queued:
     camera: str
     start: datetime | None
     note: str = ""  # why nothing new was queued (already queued, already indexed)
-    start_source: str = "option"
+    start_source: StartSource = StartSource.OPTION
     complete: bool = False  # a recorder's closed chunk: no wait for it to settle
 
     @property
@@ -50,7 +47,7 @@ class Queued:
     def task_args(self) -> list[Any]:
         start = self.start.isoformat() if self.start else None
         args: list[Any] = [str(self.path), self.camera, start, self.video_id]
-        if self.start_source != "option" or self.complete:
+        if self.start_source != StartSource.OPTION or self.complete:
             args += [self.start_source, self.complete]
         return args
 
@@ -146,15 +143,16 @@ def find_lost(
             .order_by(Video.id)
         ).all()
     for video, camera in rows:
-        given = video.start_source in GIVEN_STARTS
+        given = video.start_source in StartSource.GIVEN
         start = video.started_at if given else None
+        source = StartSource(video.start_source) if given and video.start_source else "option"
         queued = Queued(
             video.id,
             video.task_id or "",
             Path(video.path),
             camera,
             start,
-            start_source=video.start_source if given and video.start_source else "option",
+            start_source=StartSource(source),
         )
         if video.status == VideoStatus.QUEUED:
             if video.task_id not in on_broker:

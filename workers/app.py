@@ -24,6 +24,7 @@ from typing import Any
 
 from celery import Celery, signals
 
+from footage.catalog import StartSource
 from footage.db import Catalog
 from footage.errors import InvalidInput, Unavailable
 from footage.secrets import install_secret_filter
@@ -126,7 +127,7 @@ def _ingest_video_task(
     camera: str,
     start: str | None = None,
     video_id: int | None = None,
-    start_source: str = "option",
+    start_source: str = StartSource.OPTION,
     complete: bool = False,
 ) -> dict[str, Any]:
     settings: Settings = task.app.conf.footage_settings
@@ -134,7 +135,7 @@ def _ingest_video_task(
         Path(path),
         camera,
         datetime.fromisoformat(start) if start else None,
-        start_source=start_source,
+        start_source=StartSource(start_source),
         complete=complete,
     )
     outcome = _worker_ingestor(settings).ingest(

@@ -20,7 +20,8 @@ from typing import Any
 
 import av
 
-from workers.live.clock import ClockSource, Placed
+from footage.catalog import StartSource
+from workers.live.clock import Placed
 
 PARTIAL_SUFFIX = ".part"
 
@@ -33,7 +34,7 @@ class ClosedChunk:
     path: Path
     start_at: datetime
     end_at: datetime
-    start_source: ClockSource
+    start_source: StartSource
     packets: int
 
     @property
@@ -77,7 +78,7 @@ class ChunkWriter:
         self.end_ticks = max(self.end_ticks, placed.pts + placed.duration)
         self.packets += 1
 
-    def close(self, start_at: datetime, end_at: datetime, source: ClockSource) -> ClosedChunk:
+    def close(self, start_at: datetime, end_at: datetime, source: StartSource) -> ClosedChunk:
         """Finish the file and give it its final name."""
         self._output.close()
         final = chunk_path(self.root, self.camera, start_at)

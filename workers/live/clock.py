@@ -18,19 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from fractions import Fraction
+
+from footage.catalog import StartSource
 
 MAX_JUMP_S = 10.0  # a timestamp this far past the previous one is a discontinuity
 # The camera's clock is not believed when it disagrees with ours by more than this.
 MAX_STREAM_CLOCK_SKEW_S = 300.0
-
-
-class ClockSource(StrEnum):
-    """Where a recorded chunk's start time came from (videos.start_source)."""
-
-    STREAM = "stream"  # the stream's own wall clock (RTCP/NTP), i.e. the camera's
-    RECEIVE = "receive clock"  # ours, when the packets arrived
 
 
 @dataclass(frozen=True)
@@ -52,7 +46,7 @@ class StreamClock:
         self._last: Placed | None = None
         self._offset_s: float | None = None  # min(receive time - stream seconds)
         self._anchor: float | None = None  # fixed: wall seconds at stream second 0
-        self.source: ClockSource = ClockSource.RECEIVE
+        self.source: StartSource = StartSource.RECEIVE_CLOCK
         self.discontinuities = 0
         self.note: str | None = None  # why the stream's clock was not used
 
@@ -112,7 +106,7 @@ class StreamClock:
             return
         # the continuous timeline differs from the raw one by the current shift
         self._anchor = wall_of_raw_pts - self.seconds(raw_pts + self._shift)
-        self.source = ClockSource.STREAM
+        self.source = StartSource.STREAM
 
     def wall(self, ticks: int) -> datetime:
         """The wall-clock time of a point on the timeline; the first call fixes the mapping."""

@@ -40,7 +40,7 @@ def ingest_request(chunk: ClosedChunk) -> IngestRequest:
         chunk.path,
         chunk.camera,
         chunk.start_at,
-        start_source=str(chunk.start_source),
+        start_source=chunk.start_source,
         complete=True,
     )
 
