@@ -5,16 +5,18 @@
 
 The footage is PETS09-S2L1 (5-10 pedestrians all the time) joined end to end without
 re-encoding, so the detector runs on almost every sampled frame: the case where a second
-worker should nearly double the speed. Four runs on the same file, each into a fresh
+worker should nearly double the speed. Five runs on the same file, each into a fresh
 catalog (in-process: SQLite; queued: PostgreSQL and a private redis-server):
 
-- in-process: `footage ingest FILE` (one process, the whole file);
+- in-process: `footage ingest FILE` (one process, the whole file), with the detector's
+  default threads (both cores) and with one thread, as each worker has;
 - queue, 1 worker, not split (FOOTAGE_CHUNK_MIN_S=0): what the queue itself costs;
 - queue, 1 worker, in chunks: what chunking costs (pre-roll, join);
 - queue, 2 workers, in chunks: the scaling.
 
 Queued times run from `footage ingest --queue` to the video being done (workers started
-and idle before). It then counts tracks that differ between the in-process catalog and the
+and idle before); workers run one detector thread each (a worker per core). It then counts
+tracks that differ between the in-process catalog and the
 2-worker one (tracks cut or joined at chunk borders). Figures: bench/README.md.
 """
 
@@ -150,6 +152,11 @@ def main() -> None:
     )
     whole = time.perf_counter() - t0
     whole_tracks = _tracks(f"sqlite:///{whole_dir / 'footage.db'}")
+    # the same with the workers' one detector thread: what the queue itself adds
+    one_env = {**base, "FOOTAGE_DATA_DIR": str(work / "whole-1"), "FOOTAGE_ONNX_THREADS": "1"}
+    t0 = time.perf_counter()
+    footage(one_env, "ingest", str(long_file), "-c", "plaza", "--start", START)
+    whole_one = time.perf_counter() - t0
 
     runs = {}
     for label, workers, chunk_min in (
@@ -162,6 +169,8 @@ def main() -> None:
 
     print(f"\n{'run':<30} {'wall s':>8} {'x real time':>12} {'vs in-process':>14}")
     print(f"{'in-process, whole file':<30} {whole:8.1f} {length / whole:11.1f}x {1.0:13.2f}x")
+    one = "in-process, 1 detector thread"
+    print(f"{one:<30} {whole_one:8.1f} {length / whole_one:11.1f}x {whole / whole_one:13.2f}x")
     for label, (wall, status, _) in runs.items():
         note = "" if status == "done" else f"  ({status})"
         print(f"{label:<30} {wall:8.1f} {length / wall:11.1f}x {whole / wall:13.2f}x{note}")
@@ -169,7 +178,10 @@ def main() -> None:
     two = runs["queue, 2 workers, in chunks"][0]
     plain = runs["queue, 1 worker, whole file"][0]
     print(f"\nscaling, 2 workers over 1 (both in chunks): {one / two:.2f}x")
-    print(f"queue overhead (1 worker, whole file, over in-process): {plain / whole - 1:+.1%}")
+    print(
+        "queue overhead (1 worker, whole file, over in-process with 1 detector thread): "
+        f"{plain / whole_one - 1:+.1%}"
+    )
     print(f"chunking overhead (1 worker, chunks over whole file): {one / plain - 1:+.1%}")
     differing = len(whole_tracks ^ runs["queue, 2 workers, in chunks"][2])
     print(
