@@ -14,8 +14,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import ColumnElement, CursorResult, or_, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from footage.catalog import Camera, CameraGap, RecorderState
 from footage.db import Catalog
@@ -50,35 +51,32 @@ class CameraReport:
             Camera.recorder_heartbeat_at < at - timedelta(seconds=stale_s),
         )
         with self.catalog.unit_of_work() as session:
-            result = session.execute(
-                update(Camera)
-                .where(Camera.id == self.camera_id, free)
-                .values(
-                    recorder_owner=self.owner,
-                    recorder_state=RecorderState.STARTING,
-                    recorder_heartbeat_at=at,
-                    recorder_error=None,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if cast(CursorResult[Any], result).rowcount:
+            if self._swap(session, free, at):
                 return None
             holder = session.get_one(Camera, self.camera_id).recorder_owner
-            if holder and owner_gone(holder):  # a killed recorder on this host: at once
-                result = session.execute(
-                    update(Camera)
-                    .where(Camera.id == self.camera_id, Camera.recorder_owner == holder)
-                    .values(
-                        recorder_owner=self.owner,
-                        recorder_state=RecorderState.STARTING,
-                        recorder_heartbeat_at=at,
-                        recorder_error=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if cast(CursorResult[Any], result).rowcount:
-                    return None
+            # a killed recorder on this host: taken over at once
+            if (
+                holder
+                and owner_gone(holder)
+                and self._swap(session, Camera.recorder_owner == holder, at)
+            ):
+                return None
             return holder or "another recorder"
+
+    def _swap(self, session: Session, condition: ColumnElement[bool], at: datetime) -> bool:
+        """This recorder takes the camera if `condition` holds (compare-and-swap)."""
+        result = session.execute(
+            update(Camera)
+            .where(Camera.id == self.camera_id, condition)
+            .values(
+                recorder_owner=self.owner,
+                recorder_state=RecorderState.STARTING,
+                recorder_heartbeat_at=at,
+                recorder_error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(cast(CursorResult[Any], result).rowcount)
 
     def _update(self, **values: object) -> bool:
         try:
