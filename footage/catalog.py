@@ -151,6 +151,9 @@ class Video(Base):
     # The file as it was hashed: a later ingest of the same path compares these to tell a
     # grown recording (same video, more content) from an unchanged one without re-reading.
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    # Which file that was ("device:inode"): only that file is served as the video
+    # (footage/video_files.py).
+    file_id: Mapped[str | None] = mapped_column(String(64))
     # One ingest at a time per video: the claim's owner, its token, and a lease the owner
     # renews while it works. A claim whose lease ran out is taken over.
     claim_owner: Mapped[str | None] = mapped_column(String(300))

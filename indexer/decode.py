@@ -23,6 +23,7 @@ import av.error
 import numpy as np
 
 from footage.settings import Settings
+from footage.video_files import INPUT_OPTIONS
 from indexer.errors import VideoUnreadable
 from indexer.motion import MotionMeter
 from indexer.values import Image, SampledFrame, VideoInfo
@@ -59,9 +60,14 @@ def _open(path: Path) -> av.container.InputContainer:
     if path.stat().st_size == 0:
         raise VideoUnreadable("empty file (0 bytes)")
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), options=dict(INPUT_OPTIONS))
     except PermissionError as exc:
         raise VideoUnreadable(f"permission denied: {exc}") from exc
+    except av.error.ArgumentError as exc:  # FFmpeg found a demuxer, not one we allow
+        raise VideoUnreadable(
+            "not a video file: its content is none of the containers footage reads (MP4, "
+            "MOV, AVI, MKV, WebM, MPEG-TS/PS, WMV, FLV, raw H.264/HEVC, DAV)"
+        ) from exc
     except av.error.FFmpegError as exc:
         raise VideoUnreadable(f"not a readable video file ({exc.strerror})") from exc
     except (OSError, UnicodeDecodeError) as exc:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from footage.errors import FootageError
+from footage.video_files import file_id
 
 _CHUNK = 1 << 20
 
@@ -25,13 +26,18 @@ class StillGrowing(FootageError):
 
 @dataclass(frozen=True)
 class FileState:
+    """How a file is (size, modification time; what tells a change), and which file it is
+    on this host (recorded, so that only that file is served as the video; not compared:
+    another host's mount of the same file has other numbers)."""
+
     size: int
     mtime_ns: int
+    file_id: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, path: Path) -> FileState:
         stat = path.stat()
-        return cls(stat.st_size, stat.st_mtime_ns)
+        return cls(stat.st_size, stat.st_mtime_ns, file_id(stat))
 
 
 @dataclass(frozen=True)

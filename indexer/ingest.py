@@ -27,6 +27,7 @@ from footage.catalog import StartSource, Video, VideoStatus
 from footage.db import Catalog
 from footage.names import camera_name
 from footage.settings import Settings
+from footage.video_files import canonical_path, leaves
 from indexer.backfill import video_track_vectors
 from indexer.chunks import plan_chunks, split_video
 from indexer.claims import (
@@ -213,7 +214,7 @@ class Ingestor:
         """Ingest one file. `queued_id` is its row when it came through the queue. With
         `split` (a worker), a file longer than `chunk_min_s` is not analysed here but split
         into chunks (indexer/chunks.py) for the caller to send."""
-        path = request.path.expanduser().absolute()
+        path = canonical_path(request.path)
         claims = Claims(self.catalog, self.settings.lease_s, owner_name(task_id))
         held: Claim | None = None
         if queued_id is not None:
@@ -517,16 +518,26 @@ def make_embedders(settings: Settings, notices: list[str]) -> Embedders:
     return Embedders(clip, text)
 
 
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, and every video file under given folders (sorted, recursively)."""
+@dataclass(frozen=True)
+class FoundFiles:
+    files: tuple[Path, ...]
+    # files under a given folder that are symbolic links to somewhere outside it: not taken
+    # unless asked (`--follow-symlinks`)
+    outside: tuple[Path, ...] = ()
+
+
+def expand_paths(paths: list[Path], *, follow_symlinks: bool = False) -> FoundFiles:
+    """Files as given, and every video file under given folders (sorted, recursively);
+    under a folder, a symbolic link that leads out of it is left out unless
+    `follow_symlinks`."""
     out: list[Path] = []
+    outside: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            out.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
-                )
-            )
-        else:
+        if not path.is_dir():
             out.append(path)
-    return out
+            continue
+        for found in sorted(
+            p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+        ):
+            (outside if not follow_symlinks and leaves(path, found) else out).append(found)
+    return FoundFiles(tuple(out), tuple(outside))

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, true, upd
 
 from footage.catalog import Camera, StartSource, Video, VideoChunk, VideoStatus
 from footage.db import Catalog
+from footage.video_files import canonical_path
 from indexer.claims import QUEUED_SHA_PREFIX, owner_gone
 from indexer.files import FileState
 from indexer.ingest import IngestRequest, camera_row
@@ -59,7 +60,7 @@ def _now() -> datetime:
 def record_queued(catalog: Catalog, request: IngestRequest) -> Queued:
     """The file's queued row (new, or the one already waiting for it). Raises OSError if the
     file cannot be seen here."""
-    path = request.path.expanduser().absolute()
+    path = canonical_path(request.path)
     state = FileState.of(path)
     with catalog.unit_of_work() as session:
         same_path = session.scalars(select(Video).where(Video.path == str(path))).all()

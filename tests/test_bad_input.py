@@ -22,7 +22,10 @@ def _bad_files(folder: Path) -> dict[str, Path]:
         # moov first: the first 40% decodes, the rest is gone
         "truncated": folder / "half.mp4",
         "missing": folder / "does-not-exist.mp4",
+        # FFmpeg's guess without a list of allowed containers: an "ANSI art" video (tty)
+        "text FFmpeg would play": folder / "shadow.txt",
     }
+    files["text FFmpeg would play"].write_text("root:$6$salt$hash:19000:0:99999:7:::\n" * 40)
     files["empty"].write_bytes(b"")
     files["not a video"].write_text("meeting notes, definitely not H.264\n" * 50)
     data = clip("adith25_storefront-entrance-cctv-osd_640x360_h264_silent-aac.mp4").read_bytes()
@@ -49,10 +52,11 @@ def test_batch_with_bad_files(tmp_path: Path, env: dict[str, str]) -> None:
         str(bad["unreadable half"]),
         str(bad["truncated"]),
         str(bad["missing"]),
+        str(bad["text FFmpeg would play"]),
     ]
     result = runner.invoke(app, ["ingest", *paths, "--camera", "alley"], env=env)
     assert result.exit_code == 1, result.output
-    assert "5 of 6 file(s) failed" in result.output
+    assert "6 of 7 file(s) failed" in result.output
 
     listing = runner.invoke(app, ["videos", "--json"], env=env)
     assert listing.exit_code == 0, listing.output
@@ -63,6 +67,7 @@ def test_batch_with_bad_files(tmp_path: Path, env: dict[str, str]) -> None:
     assert all(videos[path.name]["status"] == "failed" for path in bad.values())
     assert reasons["empty"] == "empty file (0 bytes)"
     assert "not a readable video file" in reasons["not a video"]
+    assert "none of the containers footage reads" in reasons["text FFmpeg would play"]
     assert "not a readable video file" in reasons["unreadable half"]
     assert "truncated" in reasons["truncated"] and "of the 15.0 s" in reasons["truncated"]
     assert videos[bad["truncated"].name]["segments"] == 1, "the decodable part is kept"
@@ -73,7 +78,7 @@ def test_batch_with_bad_files(tmp_path: Path, env: dict[str, str]) -> None:
     assert again.exit_code == 1
     assert "skipped" in again.output
     listing = json.loads(runner.invoke(app, ["videos", "--json"], env=env).stdout)
-    assert len(listing) == 6
+    assert len(listing) == 7
 
 
 def test_folder_ingest_finds_only_videos(tmp_path: Path, env: dict[str, str]) -> None:

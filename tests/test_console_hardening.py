@@ -20,9 +20,11 @@ from footage.catalog import Segment
 from footage.db import Catalog
 from footage.errors import Unavailable
 from footage.settings import Settings
+from footage.video_files import open_video_file
 from indexer.ingest import Ingestor, IngestRequest
 from tests import hostile_images as hostile
 from tests.conftest import clip, make_settings
+from tests.test_video_files import indexed_record
 
 pytest.importorskip("streamlit", reason="the console needs streamlit (pip install streamlit)")
 
@@ -69,6 +71,13 @@ def _frames(path: Path) -> int:
 
 
 # -- the excerpt cache -----------------------------------------------------------------------
+def _excerpt(env: Settings, video: str, begin: float, end: float) -> str:
+    """An excerpt cut as the console's player cuts it: from the checked, opened file."""
+    record = indexed_record(Path(video))
+    with open_video_file(record) as handle:
+        return media.excerpt(env, record, handle, begin, end, 0.0)
+
+
 def test_concurrent_cuts_of_one_clip_leave_one_valid_file(env: Settings) -> None:
     video, writers = str(clip(STREET)), 4
     barrier = threading.Barrier(writers)
@@ -78,7 +87,7 @@ def test_concurrent_cuts_of_one_clip_leave_one_valid_file(env: Settings) -> None
     def cut() -> None:
         barrier.wait()
         try:
-            names.append(media.excerpt(env, video, 2.0, 6.0, 0.0))
+            names.append(_excerpt(env, video, 2.0, 6.0))
         except BaseException as exc:  # reported below, not lost in the thread
             errors.append(exc)
 
@@ -105,7 +114,7 @@ def test_a_planted_or_damaged_excerpt_is_not_served_but_cut_again(
     env: Settings, tmp_path: Path, attack: str
 ) -> None:
     cache = media.excerpt_cache(env)
-    name = media.excerpt(env, str(clip(STREET)), 0.0, 3.0, 0.0)
+    name = _excerpt(env, str(clip(STREET)), 0.0, 3.0)
     entry = cache.root / name
     good = entry.read_bytes()
     if attack == "replaced content":
@@ -124,7 +133,7 @@ def test_a_planted_or_damaged_excerpt_is_not_served_but_cut_again(
         (entry / "inside").mkdir(parents=True)
     assert cache.read(name) is None, "not served"
     assert not entry.exists() and not entry.is_symlink(), "and removed"
-    assert media.excerpt(env, str(clip(STREET)), 0.0, 3.0, 0.0) == name
+    assert _excerpt(env, str(clip(STREET)), 0.0, 3.0) == name
     assert not entry.is_symlink() and _frames(entry) > 0
     assert cache.read(name) is not None
 

@@ -44,11 +44,11 @@ def write_slowly(source: Path, target: Path, pieces: int = 6, pause_s: float = 0
 class WatchProcess:
     """`footage watch FOLDER --camera gate` in its own process group, its output in a file."""
 
-    def __init__(self, settings: Settings, folder: Path, log: Path, **env: str) -> None:
+    def __init__(self, settings: Settings, folder: Path, log: Path, *args: str, **env: str) -> None:
         self.log = log
         self.handle = log.open("ab")
         self.process = subprocess.Popen(
-            [*FOOTAGE_CLI, "watch", str(folder), "--camera", "gate"],
+            [*FOOTAGE_CLI, "watch", str(folder), "--camera", "gate", *args],
             env=cli_env(settings, FOOTAGE_STABLE_S=str(STABLE_S), COLUMNS="300", **env),
             stdout=self.handle,
             stderr=subprocess.STDOUT,
@@ -301,3 +301,42 @@ def test_what_counts_as_a_video_to_watch(tmp_path: Path) -> None:
     for name in ("rec.mp4.part", "rec.tmp", ".rec.mp4", "notes.txt", ".cache/rec.mp4"):
         assert not is_candidate(root / name, root), name
     assert not is_candidate(tmp_path.parent / "elsewhere.mp4", root)  # moved out of the folder
+
+
+def test_symlinks_out_of_the_folder_are_not_followed_unless_asked(
+    watching: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    """`ln -s /etc/shadow in/x.mp4` (or a link to another camera's recordings) must not make
+    the watcher read, index and so serve a file from outside the folder it was given."""
+    settings, folder = watching
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(clip(LATE), elsewhere / LATE)
+    (folder / "passwd.mp4").symlink_to("/etc/passwd")
+    (folder / "other.mp4").symlink_to(elsewhere / LATE)
+    shutil.copy(clip(SLOW), folder / "day1" / SLOW)
+    (folder / "inside.mp4").symlink_to(folder / "day1" / SLOW)  # inside: taken (same video)
+    log = tmp_path / "watch.log"
+    catalog = Catalog(settings)
+    watcher = WatchProcess(settings, folder, log)
+    try:
+        wait_for(lambda: len(said(watcher.output(), "failed")) >= 2, 120, "the links' reports")
+        wait_for(lambda: _statuses(catalog) == {SLOW: "done"}, 240, "the real file")
+    finally:
+        assert watcher.stop() == 0, watcher.output()
+    refused = said(watcher.output(), "failed")
+    assert {line.split()[1] for line in refused} == {
+        str(folder / "passwd.mp4"),
+        str(folder / "other.mp4"),
+    }, watcher.output()
+    assert all("--follow-symlinks" in line for line in refused)
+    assert "root:" not in watcher.output()
+    # Asked to, the watcher takes the link to a video (filed under the file it leads to).
+    watcher = WatchProcess(settings, folder, tmp_path / "watch2.log", "--follow-symlinks")
+    try:
+        wait_for(lambda: LATE in _statuses(catalog), 240, "the linked video")
+        wait_for(lambda: _statuses(catalog)[LATE] == "done", 240, "the linked video's ingest")
+    finally:
+        assert watcher.stop() == 0, watcher.output()
+    assert _videos(catalog)[LATE].path == str((elsewhere / LATE).resolve())
+    catalog.dispose()

@@ -119,6 +119,13 @@ def ingest(
     queue: Annotated[
         bool, typer.Option("--queue", help="Send to the Celery workers instead.")
     ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="In folders, also take files that are symbolic links to places outside them.",
+        ),
+    ] = False,
 ) -> None:
     """Index video files: segments, detections, tracks, thumbnails, descriptions."""
     from indexer.detectors import DetectorUnavailable
@@ -126,7 +133,14 @@ def ingest(
 
     settings = _settings()
     started = _parse_start(start)
-    files = expand_paths(paths)
+    found = expand_paths(paths, follow_symlinks=follow_symlinks)
+    for link in found.outside:
+        err.print(
+            f"[yellow]skipped[/yellow]  {escape(str(link))}  a symbolic link out of its folder "
+            "(--follow-symlinks takes it)",
+            soft_wrap=True,
+        )
+    files = list(found.files)
     if not files:
         err.print("[yellow]No video files found.[/yellow]")
         raise typer.Exit(1)

@@ -31,6 +31,13 @@ def watch(
     camera: Annotated[
         str, typer.Option("--camera", "-c", help="Camera name (created on first use).")
     ],
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="Also take files that are symbolic links to places outside the folder.",
+        ),
+    ] = False,
 ) -> None:
     """Watch a folder: each new or grown video file is queued (FOOTAGE_BROKER_URL) or
     ingested here once it has not changed for FOOTAGE_STABLE_S; never twice. Ctrl-C stops."""
@@ -54,7 +61,9 @@ def watch(
             out.print(f"[{style}]{word:>7}[/{style}]  {escape(said)}", soft_wrap=True)
 
     catalog = Catalog(settings)  # watching may be the catalog's first use: migrate
-    watcher, sink, observer = start_watching(root, camera, settings, catalog, report)
+    watcher, sink, observer = start_watching(
+        root, camera, settings, catalog, report, follow_symlinks=follow_symlinks
+    )
     how = "queues them for the workers" if sink.queues else "ingests them here, one at a time"
     err.print(
         f"Watching {escape(str(root))} for camera {escape(camera)}: {how} once unchanged for "

@@ -7,13 +7,16 @@ Files made here (excerpts, uploads) live in private caches (ui/private_cache.py)
 from __future__ import annotations
 
 import hashlib
+import os
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 from footage.errors import InvalidInput, NotFound
 from footage.images import ImageLimits, decode_image, read_limited
 from footage.media import inside
 from footage.settings import Settings
+from footage.video_files import INPUT_OPTIONS, VideoRecord
 from ui.private_cache import PrivateCache
 
 # st.video reads the whole file into memory: bigger files are played as an excerpt.
@@ -64,48 +67,64 @@ def media_image(settings: Settings, path: str | None) -> bytes | None:
     return data
 
 
-def playable_in_browser(path: str) -> bool:
-    """Whether browsers decode this file as it is (H.264 4:2:0 in MP4, VP8/9/AV1 in WebM)."""
+def playable_in_browser(handle: BinaryIO, name: str) -> bool:
+    """Whether browsers decode this open file as it is (H.264 4:2:0 in MP4, VP8/9/AV1 in
+    WebM); the handle is left at its start."""
     import av
 
-    file = Path(path)
-    if file.suffix.lower() not in _BROWSER_SUFFIXES or not file.is_file():
-        return False
-    if file.stat().st_size > MAX_DIRECT_BYTES:
+    size = os.fstat(handle.fileno()).st_size
+    if Path(name).suffix.lower() not in _BROWSER_SUFFIXES or size > MAX_DIRECT_BYTES:
         return False
     try:
-        with av.open(str(file)) as container:
+        with av.open(handle, mode="r", options=dict(INPUT_OPTIONS)) as container:
             ctx = container.streams.video[0].codec_context
             pixels = ctx.format.name if ctx.format else None
             return ctx.name in _BROWSER_CODECS and pixels in _BROWSER_PIXELS
     except (av.error.FFmpegError, IndexError, OSError):
         return False
+    finally:
+        handle.seek(0)
 
 
 def excerpt(
-    settings: Settings, video: str, begin: float, end: float, pts0: float, max_width: int = 960
+    settings: Settings,
+    video: VideoRecord,
+    handle: BinaryIO,
+    begin: float,
+    end: float,
+    pts0: float,
+    max_width: int = 960,
 ) -> str:
-    """The cache name of an H.264 MP4 of [begin, end) seconds (from the first frame) that
-    any browser plays, cut now unless an intact one is cached. Read it with
-    `excerpt_cache(settings).read(name)`.
+    """The cache name of an H.264 MP4 of [begin, end) seconds (from the first frame) of an
+    opened video file (footage/video_files.py) that any browser plays, cut now unless an
+    intact one is cached. Read it with `excerpt_cache(settings).read(name)`.
 
-    Cached by file, times and size; `pts0` is the stream's first PTS (videos.first_pts_s).
+    Cached by the video's content (SHA-256), times and size; `pts0` is the stream's first
+    PTS (videos.first_pts_s).
     """
-    source = Path(video)
-    stat = source.stat()
-    key = f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{begin:.3f}|{end:.3f}|{max_width}"
+    key = f"{video.sha256}|{begin:.3f}|{end:.3f}|{max_width}"
     name = f"clip-{hashlib.sha256(key.encode()).hexdigest()[:20]}.mp4"
     cache = excerpt_cache(settings)
     if cache.get(name) is None:
-        cache.put(name, lambda out: _cut(source, begin, end, pts0, max_width, out), ".mp4")
+        label = Path(video.path).name
+        cache.put(name, lambda out: _cut(handle, label, begin, end, pts0, max_width, out), ".mp4")
     return name
 
 
-def _cut(source: Path, begin: float, end: float, pts0: float, max_width: int, out: Path) -> None:
+def _cut(
+    source: BinaryIO,
+    label: str,
+    begin: float,
+    end: float,
+    pts0: float,
+    max_width: int,
+    out: Path,
+) -> None:
     """Encodes [begin, end) seconds of `source` into `out` (H.264 4:2:0 MP4, faststart)."""
     import av
 
-    with av.open(str(source)) as src:
+    source.seek(0)
+    with av.open(source, mode="r", options=dict(INPUT_OPTIONS)) as src:
         stream = src.streams.video[0]
         stream.thread_type = "AUTO"
         rate = Fraction(stream.average_rate or stream.guessed_rate or 25).limit_denominator(1001)
@@ -132,4 +151,4 @@ def _cut(source: Path, begin: float, end: float, pts0: float, max_width: int, ou
             for packet in encoder.encode(None):
                 dst.mux(packet)
     if count == 0:
-        raise NotFound(f"no frames between {begin:.1f} s and {end:.1f} s of {source.name}")
+        raise NotFound(f"no frames between {begin:.1f} s and {end:.1f} s of {label}")

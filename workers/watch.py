@@ -45,6 +45,7 @@ from footage.catalog import Video, VideoStatus
 from footage.db import Catalog
 from footage.errors import InvalidInput
 from footage.settings import Settings
+from footage.video_files import canonical_path, leaves
 from indexer.claims import owner_gone
 from indexer.files import FileState
 from indexer.ingest import VIDEO_SUFFIXES, Ingestor, IngestRequest, IngestStatus
@@ -151,7 +152,8 @@ class _Pending:
 def known(catalog: Catalog, path: Path, state: FileState) -> str | None:
     """Why nothing need be done for this file, from the catalog; None: do it."""
     with catalog.unit_of_work() as session:
-        rows = session.scalars(select(Video).where(Video.path == str(path))).all()
+        filed = str(canonical_path(path))  # as ingest files it
+        rows = session.scalars(select(Video).where(Video.path == filed)).all()
         for video in rows:
             same = video.size_bytes == state.size and video.mtime_ns == state.mtime_ns
             if video.status == VideoStatus.QUEUED:
@@ -172,11 +174,21 @@ def known(catalog: Catalog, path: Path, state: FileState) -> str | None:
 class Sink:
     """Takes stable files one at a time on its own thread: queue them, or ingest them."""
 
-    def __init__(self, catalog: Catalog, settings: Settings, camera: str, report: Report):
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: Settings,
+        camera: str,
+        report: Report,
+        root: Path,
+        follow_symlinks: bool = False,
+    ):
         self.catalog = catalog
         self.settings = settings
         self.camera = camera
         self.report = report
+        self.root = root
+        self.follow_symlinks = follow_symlinks
         self.handoff: queue.Queue[tuple[Path, FileState]] = queue.Queue(HANDOFF_MAX)
         self.current: Path | None = None
         self._stop = threading.Event()
@@ -223,6 +235,16 @@ class Sink:
                 self.current = None
 
     def _take(self, path: Path, state: FileState) -> None:
+        if not self.follow_symlinks and leaves(self.root, path):
+            self.report(
+                WatchEvent(
+                    WatchOutcome.FAILED,
+                    path,
+                    "a symbolic link to a file outside the watched folder: not taken "
+                    "(`footage watch --follow-symlinks` takes such files)",
+                )
+            )
+            return
         why = known(self.catalog, path, state)
         if why is not None:
             self.report(WatchEvent(WatchOutcome.KNOWN, path, why))
@@ -386,11 +408,18 @@ class _Events(FileSystemEventHandler):
 
 
 def watch(
-    root: Path, camera: str, settings: Settings, catalog: Catalog, report: Report
+    root: Path,
+    camera: str,
+    settings: Settings,
+    catalog: Catalog,
+    report: Report,
+    *,
+    follow_symlinks: bool = False,
 ) -> tuple[Watcher, Sink, BaseObserver]:
     """A started watcher: its sink, and the observer feeding it. Run `watcher.run()`, then
-    `stop_watching` them."""
-    sink = Sink(catalog, settings, camera, report)
+    `stop_watching` them. Files that are symbolic links out of `root` are reported and left
+    alone unless `follow_symlinks`."""
+    sink = Sink(catalog, settings, camera, report, root, follow_symlinks)
     watcher = Watcher(root, sink, settings, report)
     observer: BaseObserver = Observer()
     observer.schedule(_Events(watcher), str(root), recursive=True)

@@ -4,7 +4,8 @@ Every verb's JSON equals the CLI's `--json` (search, videos, sql, ask); notices 
 prints on stderr travel in `Footage-Notice` headers (percent-encoded UTF-8). Models and
 indexes load once per process, in the background (ui/api/warm.py); one stateless Searcher
 serves every request. Errors are one clear line: 400 for bad input, 401 without the token,
-404 for what is not there, 413 for an upload too big, 503 when a model or the database
+403 for a video file that may not be served (not indexed, or not the file indexed), 404
+for what is not there, 413 for an upload too big, 503 when a model or the database
 cannot be used, and 500 ("internal error", no traceback) for a bug.
 """
 
@@ -24,20 +25,20 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from footage.catalog import Video
 from footage.embedding import EmbedderUnavailable
 from footage.errors import FootageError, InvalidInput, NotFound, Unavailable
 from footage.secrets import mask_secrets
 from footage.settings import Settings
+from footage.video_files import NotServable, open_video_file, video_record
 from search.ask.answer import AskRequest
 from search.ask.evidence import moments
 from search.query import Filters, SearchRequest, SearchResponse
 from search.sql import run_readonly
 from search.videos import video_items
+from ui.api.opened_file import OpenedFileResponse
 from ui.api.warm import Warm
 from ui.media import media_image, save_upload
 
@@ -65,6 +66,8 @@ class AskBody(BaseModel):
 def _status(exc: FootageError) -> int:
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, NotServable):
+        return 403
     if isinstance(exc, Unavailable | EmbedderUnavailable):
         return 503
     return 400  # InvalidInput, QueryRefused, QueryError, and every other user's error
@@ -128,6 +131,7 @@ class SearchParams:
 
 # -- the application --------------------------------------------------------------------
 def create_app(settings: Settings, *, warm_up: bool = True) -> FastAPI:
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm = Warm(settings)
@@ -293,17 +297,10 @@ def create_app(settings: Settings, *, warm_up: bool = True) -> FastAPI:
                                  media_type="application/x-ndjson")  # fmt: skip
 
     @app.get("/media/videos/{video_id}", dependencies=guarded, summary="A video (byte ranges)")
-    def media_video(request: Request, video_id: int) -> FileResponse:
-        if not 1 <= video_id < 2**63:
-            raise NotFound(f"video {video_id} is not in the catalog")
-        with warm(request).catalog.engine.connect() as conn:
-            path = conn.execute(select(Video.path).where(Video.id == video_id)).scalar()
-        if path is None:
-            raise NotFound(f"video {video_id} is not in the catalog (GET /videos lists them)")
-        file = Path(path)
-        if not file.is_file():
-            raise NotFound(f"video {video_id}'s file is gone from {file.parent}")
-        return FileResponse(file, filename=file.name, content_disposition_type="inline")
+    def media_video(request: Request, video_id: int) -> Response:
+        record = video_record(warm(request).catalog, video_id)
+        handle = open_video_file(record)  # only the indexed file, checked once it is open
+        return OpenedFileResponse(handle, Path(record.path).name)
 
     @app.get("/media/pictures", dependencies=guarded, summary="A thumbnail or crop")
     def media_picture(

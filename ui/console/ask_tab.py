@@ -91,7 +91,7 @@ def moment_card(catalog: Catalog, settings: Settings, moment: Moment, key: str) 
         if from_file_date(facts.start_source):
             picture.caption(FILE_DATE_NOTE)
         with clip:
-            player(settings, moment, facts, key)
+            player(settings, catalog, moment, facts, key)
 
 
 def evidence_only(answer: Answer) -> bool:

@@ -84,7 +84,9 @@ def run_search(catalog: Catalog, settings: Settings, request: SearchRequest) -> 
     return answer
 
 
-def result_card(settings: Settings, rank: int, result: SearchResult, facts: VideoFacts) -> None:
+def result_card(
+    settings: Settings, catalog: Catalog, rank: int, result: SearchResult, facts: VideoFacts
+) -> None:
     with st.container(border=True):
         picture, words, clip = st.columns([2, 3, 3])
         # Only images inside the media folder are shown; a broken one gets a caption.
@@ -111,7 +113,7 @@ def result_card(settings: Settings, rank: int, result: SearchResult, facts: Vide
             "More like this", key=f"like-{result.segment_id}", on_click=like, args=(result,)
         )
         with clip:
-            player(settings, result, facts)
+            player(settings, catalog, result, facts)
 
 
 def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, limit: int) -> None:
@@ -145,8 +147,8 @@ def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, lim
     else:
         st.warning("No relevant moments.")
     for rank, result in enumerate(relevant, 1):
-        result_card(settings, rank, result, facts.get(result.video_id, VideoFacts()))
+        result_card(settings, catalog, rank, result, facts.get(result.video_id, VideoFacts()))
     if weak:  # apart, never as answers
         st.caption(f"Weak: the {len(weak)} nearest moments, below the relevance threshold")
         for rank, result in enumerate(weak, len(relevant) + 1):
-            result_card(settings, rank, result, facts.get(result.video_id, VideoFacts()))
+            result_card(settings, catalog, rank, result, facts.get(result.video_id, VideoFacts()))

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import BinaryIO
 
 import streamlit as st
 from sqlalchemy import func, select
@@ -23,6 +24,7 @@ from footage.catalog import Camera, Detection, Segment, Video
 from footage.db import Catalog
 from footage.errors import FootageError
 from footage.settings import Settings
+from footage.video_files import VideoRecord, open_video_file, video_record
 from search.ask.evidence import Moment
 from search.planner import Searcher
 from search.query import SearchResult
@@ -181,25 +183,45 @@ def clip_window(
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def playable(path: str, size: int, mtime: float) -> bool:
-    """Whether browsers play the file; asked again when its size or modification changes."""
-    return playable_in_browser(path)
+def playable(sha256: str, _handle: BinaryIO, name: str) -> bool:
+    """Whether browsers play the video's file as it is (the same content, the same answer)."""
+    return playable_in_browser(_handle, name)
 
 
 def player(
-    settings: Settings, result: SearchResult | Moment, facts: VideoFacts, key: str = ""
+    settings: Settings,
+    catalog: Catalog,
+    result: SearchResult | Moment,
+    facts: VideoFacts,
+    key: str = "",
 ) -> None:
     """The clip from a little before the result's best second (`play_from`), in the
-    original file when browsers play it, else an excerpt cut on request. `key` tells apart
-    the same moment shown twice (Search and Ask tabs)."""
-    video = Path(result.video)
+    original file when browsers play it, else an excerpt cut on request. Only the file that
+    was indexed is read (footage/video_files.py). `key` tells apart the same moment shown
+    twice (Search and Ask tabs)."""
     start = play_from(result, facts.duration_s)
-    if not video.is_file():
-        st.warning(f"Video file not found: {result.video}")
+    try:
+        record = video_record(catalog, result.video_id)
+        handle = open_video_file(record)
+    except FootageError as exc:
+        st.warning(f"Cannot play this video: {exc}")
         return
-    stat = video.stat()
-    if playable(str(video), stat.st_size, stat.st_mtime):
-        st.video(str(video), start_time=int(start + facts.first_pts_s))
+    with handle:
+        _play(settings, record, handle, result, facts, start, key)
+
+
+def _play(
+    settings: Settings,
+    record: VideoRecord,
+    handle: BinaryIO,
+    result: SearchResult | Moment,
+    facts: VideoFacts,
+    start: float,
+    key: str,
+) -> None:
+    name = Path(record.path).name
+    if playable(record.sha256, handle, name):
+        st.video(handle.read(), start_time=int(start + facts.first_pts_s))
         return
     clips: dict[int, tuple[str, float]] = st.session_state.setdefault("clips", {})
     cached = clips.get(result.segment_id)
@@ -216,7 +238,7 @@ def player(
         begin, end = clip_window(result, facts.duration_s)
         with st.spinner("Cutting the clip..."):
             try:
-                name = excerpt(settings, result.video, begin, end, facts.first_pts_s)
+                name = excerpt(settings, record, handle, begin, end, facts.first_pts_s)
             except (OSError, FootageError) as exc:  # FFmpegError is an OSError
                 st.error(f"Cannot cut a clip: {exc}")
                 return

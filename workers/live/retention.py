@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from footage.catalog import Camera, Video, VideoStatus
 from footage.db import Catalog
+from footage.video_files import canonical_path
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,7 @@ def _inside(path: Path, root: Path) -> bool:
 def apply_retention(catalog: Catalog, root: Path, now: datetime | None = None) -> RetentionReport:
     """Delete the indexed chunk files past their camera's retention; say what was done."""
     now = now or datetime.now(UTC)
-    stored_root = root.expanduser().absolute()  # as ingest stores paths
-    root = root.resolve()
+    root = canonical_path(root)  # as ingest stores paths
     deleted: list[Path] = []
     freed = 0
     waiting = 0
@@ -50,7 +50,7 @@ def apply_retention(catalog: Catalog, root: Path, now: datetime | None = None) -
         ).all()
         for camera_id, name, hours in cameras:
             cutoff = now - timedelta(hours=float(hours or 0.0))
-            folder = stored_root / name
+            folder = root / name
             under = Video.path.startswith(str(folder) + "/", autoescape=True)
             rows = session.execute(
                 select(Video.path, Video.status, Video.started_at, Video.duration_s).where(
