@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A host name, an IPv4 or IPv6 address, or "*.domain" (every name under a domain).
+_HOST = re.compile(
+    r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|[0-9a-f:.]+"
+)
 
 
 class Settings(BaseSettings):
@@ -212,6 +218,12 @@ class Settings(BaseSettings):
     api_timeout_s: float = Field(
         120.0, gt=0.0, le=3600.0, description="The CLI gives up on the service after this."
     )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("localhost", "127.0.0.1", "::1"),
+        description="Host names the service and the console answer to (comma-separated; "
+        "'*.example.com' for a domain's names): a page on another site whose name was made to "
+        "point here (DNS rebinding) is refused. Add the name clients use to reach this machine.",
+    )
 
     # -- live cameras (footage record) ---------------------------------------------------
     record_dir: Path | None = Field(
@@ -281,6 +293,24 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         """An empty FOOTAGE_API_TOKEN / _URL (compose's `${X:-}`) means not set."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list | tuple):
+            return value
+        hosts = tuple(dict.fromkeys(str(n).strip().lower().strip("[]") for n in names if n))
+        for host in hosts:
+            if host == "*" or not _HOST.fullmatch(host):
+                raise ValueError(
+                    f"{host!r} is not a host name, an address or '*.domain'; list the names "
+                    "clients use to reach this machine (every name would let any web page "
+                    "whose name points here read it)"
+                )
+        if not hosts:
+            raise ValueError("name at least one host (the default is localhost,127.0.0.1,::1)")
+        return hosts
 
     @field_validator("detector")
     @classmethod

@@ -310,6 +310,57 @@ def test_a_token_guards_everything_but_health_and_never_shows(
     assert TOKEN not in (tmp_path / "serve.log").read_text()
 
 
+def _with_host(url: str, path: str, host: str, **kwargs: object) -> httpx.Response:
+    return httpx.request(
+        "POST" if path == "/sql" else "GET",
+        f"{url}{path}",
+        headers={"Host": host},
+        timeout=60,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+HOST_PROBES = [
+    ("/videos", {}),
+    ("/media/videos/1", {}),
+    ("/search", {"params": {"q": "person"}}),
+    ("/sql", {"json": {"query": "SELECT count(*) AS n FROM segments_v"}}),
+    ("/health", {}),
+    ("/openapi.json", {}),
+]
+
+
+def test_only_this_machines_names_are_answered(service: Service, tmp_path: Path) -> None:
+    """DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 makes the
+    browser send `Host: evil.example`; nothing is answered for it."""
+    port = service.url.rsplit(":", 1)[1]
+    for path, kwargs in HOST_PROBES:
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", ""):
+            refused = _with_host(service.url, path, host, **kwargs)
+            assert refused.status_code == 400, (path, host, refused.text)
+            assert "segments" not in refused.text and "mp4" not in refused.text
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}"):
+            assert _with_host(service.url, path, host, **kwargs).status_code == 200, (path, host)
+    with serving(
+        service.settings, tmp_path / "serve.log", FOOTAGE_ALLOWED_HOSTS="nvr.example,*.site.lan"
+    ) as url:
+        for host, status in [
+            ("nvr.example", 200),
+            ("cam.site.lan:8000", 200),
+            ("localhost", 400),
+            ("evil.example", 400),
+            ("site.lan.evil.example", 400),
+        ]:
+            assert _with_host(url, "/videos", host).status_code == status, host
+        refused = _cli(
+            service.settings, "search", "car", FOOTAGE_API_URL=url.replace("127.0.0.1", "localhost")
+        )
+        assert refused.returncode == 2 and "FOOTAGE_ALLOWED_HOSTS" in refused.stderr
+        assert "'localhost'" in refused.stderr
+    bad = _cli(service.settings, "serve", FOOTAGE_ALLOWED_HOSTS="*")
+    assert bad.returncode == 2 and "allowed_hosts" in bad.stderr and "'*'" in bad.stderr
+
+
 def test_the_cli_says_when_the_service_is_unreachable(service: Service) -> None:
     run = _cli(service.settings, "search", "car", FOOTAGE_API_URL=f"http://127.0.0.1:{free_port()}")
     assert run.returncode == 2

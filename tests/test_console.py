@@ -367,8 +367,8 @@ def test_footage_console_runs_streamlit_on_localhost(monkeypatch: pytest.MonkeyP
         "--client.toolbarMode": "viewer",
         "--server.enableAgentApi": "false",
         "--server.maxUploadSize": "20",  # MB: FOOTAGE_MAX_IMAGE_BYTES, 20 MiB
-        "--server.allowedHosts": "127.0.0.1",
+        "--server.allowedHosts": "[::1]",
         "--server.port": "8599",
     }
     hosts = [value for flag, value in pairs if flag == "--server.allowedHosts"]
-    assert hosts == ["localhost", "127.0.0.1"]
+    assert hosts == ["localhost", "127.0.0.1", "::1", "[::1]"]  # FOOTAGE_ALLOWED_HOSTS

@@ -26,6 +26,7 @@ from ui.cli_common import _reading_catalog, _settings, err, out
 from ui.cli_queue import queue
 from ui.cli_record import record
 from ui.cli_watch import watch
+from ui.hosts import allowed_hosts
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -719,10 +720,10 @@ def console_command(
 ) -> list[str]:
     """The Streamlit command line that serves ui/console/app.py on this machine only.
 
-    The WebSocket answers only Hosts naming this machine (DNS rebinding), the agent API is
-    off, and uploads are refused by the server above the example-image byte cap. `address`
-    is where it listens: 0.0.0.0 only inside a container whose port is published to the
-    host's loopback (docker-compose.yml); the allowed Hosts stay this machine's names.
+    The WebSocket answers only the Hosts of FOOTAGE_ALLOWED_HOSTS (DNS rebinding; loopback
+    by default, ui/hosts.py), the agent API is off, and uploads are refused by the server
+    above the example-image byte cap. `address` is where it listens: 0.0.0.0 only inside a
+    container whose port is published to the host's loopback (docker-compose.yml).
     """
     max_bytes = (settings or Settings()).max_image_bytes
     command = [
@@ -744,7 +745,7 @@ def console_command(
         "--server.maxUploadSize",
         str(max(1, -(-max_bytes // (1024 * 1024)))),  # megabytes, rounded up
     ]
-    for host in dict.fromkeys(["localhost", "127.0.0.1", CONSOLE_ADDRESS]):
+    for host in allowed_hosts(settings or Settings(), address):
         command += ["--server.allowedHosts", host]
     if port is not None:
         command += ["--server.port", str(port)]
@@ -806,8 +807,10 @@ def serve(
             f"[yellow]Listening on {escape(host)} without FOOTAGE_API_TOKEN:[/yellow] anyone "
             "who reaches this port can search, read the SQL views and fetch videos."
         )
-    api = create_app(settings)  # the catalog is migrated as the service starts
+    api = create_app(settings, listen=host)  # the catalog is migrated as the service starts
     err.print(f"footage API on http://{escape(host)}:{port} (docs at /docs, state at /health)")
+    names = ", ".join(allowed_hosts(settings, host))
+    err.print(f"It answers requests for the hosts {escape(names)} (FOOTAGE_ALLOWED_HOSTS).")
     uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
 
 

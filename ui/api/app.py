@@ -27,6 +27,7 @@ from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from footage.embedding import EmbedderUnavailable
 from footage.errors import FootageError, InvalidInput, NotFound, Unavailable
@@ -40,6 +41,7 @@ from search.sql import run_readonly
 from search.videos import video_items
 from ui.api.opened_file import OpenedFileResponse
 from ui.api.warm import Warm
+from ui.hosts import allowed_hosts
 from ui.media import media_image, save_upload
 
 log = logging.getLogger(__name__)
@@ -130,7 +132,9 @@ class SearchParams:
 
 
 # -- the application --------------------------------------------------------------------
-def create_app(settings: Settings, *, warm_up: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None = None) -> FastAPI:
+    """The service; it answers only the Host names `ui/hosts.py` allows (`listen`: the
+    address it listens on)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -147,6 +151,8 @@ def create_app(settings: Settings, *, warm_up: bool = True) -> FastAPI:
         description="The JSON of every endpoint equals the matching `footage ... --json`.",
         lifespan=lifespan,
     )
+    # Outermost: a request naming another host (DNS rebinding) reaches nothing (400).
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings, listen))
 
     @app.exception_handler(FootageError)
     async def _domain(request: Request, exc: FootageError) -> JSONResponse:

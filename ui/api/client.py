@@ -64,6 +64,12 @@ class ServiceClient:
                 detail = response.text[:300]
             if response.status_code == 404:
                 raise NotFound(detail)
+            if response.status_code == 400 and detail == "Invalid host header":
+                host = httpx.URL(self.url).host
+                raise Unavailable(
+                    f"the footage service does not answer to the name {host!r}: add it to "
+                    "FOOTAGE_ALLOWED_HOSTS where the service runs (DNS rebinding protection)"
+                )
             if response.status_code in (400, 413, 422):
                 raise InvalidInput(detail)
             if response.status_code == 401:
