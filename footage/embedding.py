@@ -211,7 +211,7 @@ def _onnx_text(
 ) -> Any:
     """text_onnx.OnnxText for the model folder at `location`, exported first if no valid
     file is in FOOTAGE_MODELS_DIR or `<data dir>/models`; None (said once) to use torch."""
-    from footage import text_onnx
+    from footage import onnx_export, text_onnx
 
     folder = Path(location)
     if not folder.is_dir():  # a hub name: only the torch path knows how to fetch it
@@ -221,38 +221,18 @@ def _onnx_text(
     except text_onnx.ExportFailed as exc:
         log.warning("text model runs on torch (slower start): %s", exc)
         return None
-    folders = list(dict.fromkeys(d for d in (models_dir, data_dir and data_dir / "models") if d))
-    name = text_onnx.file_name(model_name)
-    damaged = set()
-    for candidate in folders:
-        path = candidate / name
-        if text_onnx.valid(path, source):
-            try:
-                return text_onnx.OnnxText(path, source, threads)
-            except Exception as exc:  # onnxruntime's own errors: a damaged file
-                log.info("%s does not load (%s): exported again", path, _first_line(exc))
-                damaged.add(path)
-    reason = "no writable models folder (FOOTAGE_MODELS_DIR or the data dir's models/)"
-    for candidate in folders:
-        path = candidate / name
-        try:
-            if path in damaged:  # its sidecar matches, but it does not load: not trusted
-                _forget(path)
-            return text_onnx.OnnxText(text_onnx.ensure(path, source), source, threads)
-        except OSError as exc:  # read-only or full: try the next folder
-            reason = f"cannot write {path} ({exc.strerror or exc})"
-        except text_onnx.ExportFailed as exc:
-            reason = str(exc)
-            break
-        except Exception as exc:  # onnxruntime cannot load what was just exported
-            reason = f"{path} does not load: {_first_line(exc)}"
-            break
-    log.warning("text model runs on torch (slower start): %s", reason)
-    return None
-
-
-def _forget(path: Path) -> None:
-    path.with_name(path.name + ".json").unlink(missing_ok=True)
+    folders = [d for d in (models_dir, data_dir and data_dir / "models") if d]
+    try:
+        return onnx_export.open_or_export(
+            text_onnx.file_name(model_name),
+            folders,
+            is_valid=lambda path: text_onnx.valid(path, source),
+            ensure=lambda path: text_onnx.ensure(path, source),
+            load=lambda path: text_onnx.OnnxText(path, source, threads),
+        )
+    except text_onnx.ExportFailed as exc:
+        log.warning("text model runs on torch (slower start): %s", exc)
+        return None
 
 
 def _local_text_model(model_name: str, models_dir: Path | None) -> str:

@@ -19,27 +19,26 @@ its sha256, size and mtime and where it came from (the model folder, its weights
 mtime, the max_seq_length). A file whose sidecar is missing or does not match (a partial
 copy, an overwritten file, another model's) is exported again. When the export is
 impossible (torch or `onnx` missing, an unsupported model), `<file>.failed` remembers why
-for that torch version, and the caller falls back to torch.
+for that torch version, and the caller falls back to torch. That machinery (lock, sidecar,
+checked replace, failure record) is footage/onnx_export.py, shared with the appearance
+embedder.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from footage.files import file_lock, write_text_atomic
+from footage import onnx_export
+from footage.onnx_export import ExportFailed
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,7 @@ _PROBE = [
     "red car parked " * 90,  # longer than max_seq_length: truncated the same way
 ]
 
-
-class ExportFailed(Exception):
-    """The ONNX file cannot be made here; the message is one line."""
+_VERSIONED = ("torch", "onnx", "sentence-transformers", "transformers")
 
 
 @dataclass(frozen=True)
@@ -109,83 +106,24 @@ def file_name(model_name: str) -> str:
     return f"{Path(model_name).name}.text.onnx"
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
-def _failed(path: Path) -> Path:
-    return path.with_name(path.name + ".failed")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def valid(path: Path, source: Source) -> bool:
     """The file is whole and made from this source: its sidecar matches. The sha256 is
     checked again only when the file's size or mtime differ from the sidecar's."""
-    try:
-        record = json.loads(_sidecar(path).read_text())
-        seen = path.stat()
-    except (OSError, ValueError):
-        return False
-    if record.get("source") != source.stamp() or record.get("size") != seen.st_size:
-        return False
-    if record.get("mtime_ns") == seen.st_mtime_ns:
-        return True
-    if record.get("sha256") != _sha256(path):
-        return False
-    with contextlib.suppress(OSError):  # a copy with a new mtime: hashed once, not each load
-        write_text_atomic(_sidecar(path), json.dumps({**record, "mtime_ns": seen.st_mtime_ns}))
-    return True
+    return onnx_export.valid(path, source.stamp())
 
 
 def _versions() -> dict[str, str]:
-    found = {}
-    for package in ("torch", "onnx", "sentence-transformers", "transformers"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "missing"
-    return found
+    return onnx_export.versions(_VERSIONED)
 
 
 def known_failure(path: Path, source: Source) -> str | None:
     """Why the last export here failed, if nothing it depended on has changed since."""
-    try:
-        record = json.loads(_failed(path).read_text())
-    except (OSError, ValueError):
-        return None
-    if record.get("source") != source.stamp() or record.get("versions") != _versions():
-        return None
-    return str(record.get("reason", "unknown"))
+    return onnx_export.known_failure(path, source.stamp(), _versions())
 
 
 def ensure(path: Path, source: Source) -> Path:
     """The ONNX file at `path`, exported first unless a valid one is there; ExportFailed."""
-    if valid(path, source):
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(path.with_name(path.name + ".lock")):
-        if valid(path, source):  # another process exported it while this one waited
-            return path
-        if (reason := known_failure(path, source)) is not None:
-            raise ExportFailed(reason)
-        try:
-            _export(path, source)
-        except ExportFailed as exc:
-            write_text_atomic(
-                _failed(path),
-                json.dumps({"reason": str(exc), "source": source.stamp(), "versions": _versions()}),
-            )
-            raise
-        with contextlib.suppress(FileNotFoundError):
-            _failed(path).unlink()
-    return path
+    return onnx_export.ensure(path, source.stamp(), _versions, lambda p: _export(p, source))
 
 
 def _export(path: Path, source: Source) -> None:
@@ -223,10 +161,8 @@ def _export(path: Path, source: Source) -> None:
 
     tokenizer = load_tokenizer(source)
     ids, mask, types = _encode(tokenizer, _PROBE[:2])  # padded: the mask is traced as used
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def make(tmp: Path) -> float:
         try:
             # the tracer's warnings are about branches taken on shapes; the check below
             # compares the result with the torch model on other shapes and padding
@@ -251,24 +187,9 @@ def _export(path: Path, source: Source) -> None:
             raise ExportFailed(f"torch.onnx.export failed: {_first_line(exc)}") from exc
         expected = st.encode(_PROBE, convert_to_numpy=True, normalize_embeddings=True)
         got = _l2(OnnxText(tmp, source, threads=0).pooled(_PROBE))
-        worst = float(np.abs(got - expected).max())
-        if worst >= TOLERANCE:
-            raise ExportFailed(f"ONNX output differs from torch by {worst:.2e}")
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared models folder's file
-        seen = tmp.stat()
-        record = {
-            "sha256": _sha256(tmp),
-            "size": seen.st_size,
-            "source": source.stamp(),
-            "versions": _versions(),
-            "max_abs_diff": worst,
-        }
-        os.replace(tmp, path)
-        record["mtime_ns"] = path.stat().st_mtime_ns
-        write_text_atomic(_sidecar(path), json.dumps(record, indent=1))
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        return float(np.abs(got - expected).max())
+
+    worst = onnx_export.write_checked(path, source.stamp(), _versions(), make, TOLERANCE)
     log.info("text model exported: %s (max abs difference %.1e)", path, worst)
 
 
@@ -291,21 +212,15 @@ def _encode(tokenizer: Any, texts: Sequence[str]) -> tuple[np.ndarray, ...]:
     )
 
 
-def _l2(x: np.ndarray) -> np.ndarray:
-    return np.asarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12), np.float32)
+_l2 = onnx_export.l2
+_first_line = onnx_export.first_line
 
 
 class OnnxText:
     """Mean-pooled (not yet normalised) sentence vectors from the exported file."""
 
     def __init__(self, path: Path, source: Source, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = onnx_export.session(path, threads)
         self.tokenizer = load_tokenizer(source)
 
     def pooled(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
@@ -321,7 +236,3 @@ class OnnxText:
                 out = np.zeros((len(texts), vectors.shape[1]), np.float32)
             out[chosen] = vectors
         return out
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
