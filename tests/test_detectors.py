@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from footage.db import Catalog
 from footage.settings import Settings
 from indexer.decode import FrameSampler
 from indexer.detectors import DetectorUnavailable, load_detector
+from indexer.detectors.base import classwise_nms
 from indexer.ingest import Ingestor, IngestRequest
 from tests.conftest import ANNOTATIONS, PETS, clip
 from tests.groundtruth import iou_matrix, load_boxes, match
@@ -161,3 +164,35 @@ def test_ultralytics_through_the_whole_pipeline(random_yolo: Path, tmp_path: Pat
     assert detections > 0 and tracked > 0
     assert detector == "ultralytics:yolo11n-random.pt"
     catalog.dispose()
+
+
+def test_nms_keeps_what_torchvision_keeps() -> None:
+    """OpenCV's batched NMS in place of torchvision's (whose import cost each detecting
+    process 7 s): the same boxes, in the same order, on random overlapping boxes."""
+    torch = pytest.importorskip("torch")
+    torchvision = pytest.importorskip("torchvision")
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 50))
+        corner = rng.uniform(0, 400, (n, 2))
+        xyxy = np.hstack([corner, corner + rng.uniform(2, 150, (n, 2))]).astype(np.float32)
+        scores = rng.uniform(0.3, 1.0, n).astype(np.float32)
+        classes = rng.integers(0, 3, n)
+        expected = torchvision.ops.batched_nms(
+            torch.from_numpy(xyxy), torch.from_numpy(scores), torch.from_numpy(classes), 0.45
+        ).numpy()
+        assert classwise_nms(xyxy, scores, classes, 0.45).tolist() == expected.tolist()
+
+
+def test_detecting_loads_no_torch(onnx_spec: Path) -> None:
+    probe = (
+        "import sys, numpy as np\n"
+        "from footage.settings import Settings\n"
+        "from indexer.detectors import load_detector\n"
+        f"d = load_detector(Settings(detector='onnx:{onnx_spec}'))\n"
+        "d.detect([np.zeros((240, 320, 3), np.uint8)])\n"
+        "print('torch' in sys.modules)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
