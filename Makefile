@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(abspath ../shared)
 
-.PHONY: setup demo test services bench lint
+.PHONY: setup demo test test-fast services bench lint
 setup: $(VENV)/.installed
 
 # torch/torchvision are pinned in pyproject.toml; installing them first lets pip take the
@@ -47,6 +47,10 @@ services:
 # serially, 538 s with two).
 test: setup services
 	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m pytest -n 2 --dist loadfile
+
+# The inner loop: units and few-frame checks, no services (tests/conftest.py FAST_MODULES).
+test-fast: setup
+	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m pytest -n 2 --dist loadfile -m fast
 
 bench: setup
 	FOOTAGE_SHARED_DIR=$(SHARED) $(PY) -m bench.ingest_bench

@@ -18,6 +18,7 @@ def cli_env(data_dir: Path, code: Path = ROOT, **extra: str) -> dict[str, str]:
     return {
         **keep,
         "PYTHONPATH": str(code),
+        "PYTHONSAFEPATH": "1",  # not the current folder first: `-c` code would import it
         "HF_HUB_OFFLINE": "1",
         "FOOTAGE_DATA_DIR": str(data_dir),
         "FOOTAGE_DETECTOR": f"onnx:{DETECTOR}",

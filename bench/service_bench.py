@@ -5,8 +5,12 @@ In one run:
 
 1. A synthetic catalog (SQLite, the embedded default) of N segments on 100 cameras, each
    with a description vector in the text model's space (mixtures of real MiniLM phrase
-   vectors plus noise) and detections that make label filters pass 50% (person), 10%
-   (car), 1% (bicycle) and 0.01% (dog) of segments. Built once and kept in --data-dir.
+   vectors plus noise) and detections that make label filters pass 40% (person), 9%
+   (car), 0.99% (bicycle) and 0.01% (dog) of segments: --detections of them in each such
+   segment (one or two objects a frame, frames 0.2 s apart, a colour per object with one
+   detection in five another colour, moving or not). Built once and kept in --data-dir,
+   at the schema before the detections' summary; the upgrade to the head (migration
+   0008's backfill) is timed.
 2. `footage serve` on it; its first start builds the IVF index (timed). Then per case
    (unfiltered; cameras passing 50%, 10%, 1%; a window passing 0.01%; each label share)
    --queries text queries over HTTP: p50/p95 end to end (client side) and of the vector
@@ -17,6 +21,7 @@ In one run:
 4. The console (`footage console`, headless Chromium): first page, first search.
 
     python -m bench.service_bench [--segments 1000000] [--queries 100] [--quick]
+        [--detections 5] [--code TREE] [--latency-only]
 """
 
 from __future__ import annotations
@@ -49,12 +54,15 @@ CLIPS = {
     "shop": SHARED / "footage" / "adith25_storefront-entrance-cctv-osd_640x360_h264_silent-aac.mp4",
     "lobby": SHARED / "footage" / "intel_one-by-one-person_indoor-overhead_768x432_h264.mp4",
 }
+SUMMARY_REVISION = "0008"  # segment_objects, the detections' summary filters read
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "service.json"
 CLI = [sys.executable, "-c", CLI_CODE]
 CAMERAS = 100
 SEGMENT_S = 10.0
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LABEL_SHARES = {"person": 0.5, "car": 0.1, "bicycle": 0.01, "dog": 0.0001}
+COLORS = ("black", "white", "gray", "blue", "red", "green", "yellow", "brown")
+TRACK_STEP_S = 0.2  # frames followed at 5 a second where the scene moves
 PHRASES = [
     "a white truck at the gate", "a person walking at night", "two people at the door",
     "a red car parked", "someone on a bicycle", "a dog on the street", "an empty corridor",
@@ -96,9 +104,38 @@ def _stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def build_catalog(data_dir: Path, segments: int, console: Console) -> float:
+def _detections(
+    rng: np.random.Generator,
+    sid: int,
+    camera: int,
+    start: datetime,
+    start_s: float,
+    label: str,
+    count: int,
+) -> list[tuple[object, ...]]:
+    """`count` detections of `label` in one segment: one or two objects a frame (so the
+    most in one frame is 1 or 2), each with a colour (one detection in five another) and
+    moving or still, on frames TRACK_STEP_S apart."""  # fmt: skip
+    objects = 1 if count < 2 or rng.random() < 0.7 else 2
+    colour = rng.integers(0, len(COLORS), objects)
+    moving = rng.random(objects) < 0.6
+    found: list[tuple[object, ...]] = []
+    for j in range(count):
+        obj, step = j % objects, j // objects
+        offset = step * TRACK_STEP_S
+        hue = colour[obj] if rng.random() < 0.8 else rng.integers(0, len(COLORS))
+        found.append((
+            sid, camera, camera, _stamp(start + timedelta(seconds=offset)), start_s + offset,
+            label, COLORS[hue], bool(moving[obj] if rng.random() < 0.9 else not moving[obj]),
+        ))  # fmt: skip
+    return found
+
+
+def build_catalog(
+    data_dir: Path, segments: int, console: Console, detections_per_segment: int = 1
+) -> float:
     """The synthetic catalog, written with sqlite3's executemany (seconds taken)."""
-    from footage.db import Catalog
+    from footage.db import upgrade
     from footage.embedding import load_text
     from footage.settings import Settings
 
@@ -109,7 +146,9 @@ def build_catalog(data_dir: Path, segments: int, console: Console) -> float:
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "footage.db").unlink(missing_ok=True)
     settings = Settings(data_dir=data_dir, embed_images=False, detector=f"onnx:{DETECTOR}")
-    Catalog(settings).dispose()  # the schema
+    # The schema as it was before the detections' summary (segment_objects), so that the
+    # migration's backfill makes it, as it does in an existing catalog (`upgraded`).
+    upgrade(settings.resolved_database_url, _before(SUMMARY_REVISION))
     text = load_text(settings)
     concepts = text.embed_texts(PHRASES)
     rng = np.random.default_rng(0)
@@ -160,7 +199,9 @@ def build_catalog(data_dir: Path, segments: int, console: Console) -> float:
                             base.shape[1], base[i].astype(np.float32).tobytes()))  # fmt: skip
             label = label_of[sid - 1]
             if label:
-                detections.append((sid, c + 1, c + 1, _stamp(start), i * SEGMENT_S, label))
+                detections += _detections(
+                    rng, sid, c + 1, start, i * SEGMENT_S, label, detections_per_segment
+                )
         db.executemany(
             "INSERT INTO segments (id, video_id, camera_id, start_at, end_at, start_s, end_s,"
             " frames, motion, analysed, description) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -173,7 +214,8 @@ def build_catalog(data_dir: Path, segments: int, console: Console) -> float:
         )
         db.executemany(
             "INSERT INTO detections (segment_id, video_id, camera_id, at, offset_s, label,"
-            " confidence, x1, y1, x2, y2) VALUES (?,?,?,?,?,?,0.9,0,0,10,10)",
+            " color, moving, confidence, x1, y1, x2, y2)"
+            " VALUES (?,?,?,?,?,?,?,?,0.9,0,0,10,10)",
             detections,
         )
         if c % 10 == 9:
@@ -183,6 +225,43 @@ def build_catalog(data_dir: Path, segments: int, console: Console) -> float:
     db.close()
     marker.touch()
     return time.perf_counter() - began
+
+
+def _before(revision: str) -> str:
+    """The migration before `revision`, or the head when this tree has no `revision`."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from footage.db import alembic_config
+
+    try:
+        found = ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(revision)
+    except CommandError:
+        found = None
+    if found is None or not isinstance(found.down_revision, str):
+        return "head"
+    return found.down_revision
+
+
+def upgraded(data_dir: Path) -> float:
+    """The catalog brought to this tree's head (the summary's backfill among them), then
+    ANALYZEd as the build was (seconds taken by the upgrade alone)."""
+    from footage.db import current_revision, head_revision, make_engine, upgrade
+
+    url = f"sqlite:///{data_dir / 'footage.db'}"
+    engine = make_engine(url)
+    try:
+        if current_revision(engine) == head_revision():
+            return 0.0
+    finally:
+        engine.dispose()
+    began = time.perf_counter()
+    upgrade(url)
+    took = time.perf_counter() - began
+    db = sqlite3.connect(data_dir / "footage.db")
+    db.execute("ANALYZE")
+    db.close()
+    return took
 
 
 def cases(segments: int) -> list[Case]:
@@ -200,19 +279,22 @@ def cases(segments: int) -> list[Case]:
             (("camera", "cam000"), ("since", since.isoformat()), ("until", until.isoformat())),
         )
     )
-    for label, share in LABEL_SHARES.items():
+    draws = sorted(LABEL_SHARES.values())
+    for label, draw in LABEL_SHARES.items():
+        # a segment takes the rarest label its draw allows: person passes 50% - 10% = 40%
+        share = draw - max((d for d in draws if d < draw), default=0.0)
         found.append(Case(f"label {label} {share:.2%}", share, (("label", label),)))
     return found
 
 
 # -- the service -----------------------------------------------------------------------------
 @contextmanager
-def serving(data_dir: Path, port: int, log: Path) -> Iterator[tuple[str, float]]:
+def serving(data_dir: Path, port: int, log: Path, code: Path = ROOT) -> Iterator[tuple[str, float]]:
     began = time.perf_counter()
     with log.open("w") as out:
         server = subprocess.Popen(
             [*CLI, "serve", "--port", str(port)],
-            env=cli_env(data_dir),
+            env=cli_env(data_dir, code),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -353,6 +435,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--segments", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="100k segments, 30 queries")
+    parser.add_argument(
+        "--detections", type=int, default=5,
+        help="detections in each segment with an object (5: five times the one of earlier "
+        "runs, as following objects at 5 samples a second records ~5x more)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--code", type=Path, default=ROOT, help="the footage tree the service runs (before/after)"
+    )
+    parser.add_argument(
+        "--latency-only", action="store_true", help="only the HTTP cases: no CLI, no console"
+    )
     parser.add_argument("--cli-runs", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/footage-bench-service"))
     parser.add_argument("--port", type=int, default=8799)
@@ -362,22 +455,34 @@ def main(argv: list[str] | None = None) -> None:
         args.segments, args.queries = 100_000, 30
     console = Console()
     meter = ContentionMeter()
-    synthetic = args.data_dir / f"synthetic-{args.segments}"
+    synthetic = args.data_dir / f"synthetic-{args.segments}-d{args.detections}"
     real = args.data_dir / "real"
     report: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "segments": args.segments,
+        "detections_per_segment": args.detections,
+        "code": str(args.code),
+        "loadavg_before": os.getloadavg(),
     }
     console.print(f"Building the synthetic catalog ({args.segments:,} segments)...")
-    report["catalog_build_s"] = round(build_catalog(synthetic, args.segments, console), 1)
-    console.print("Ingesting two real clips for the CLI and console timings...")
-    real_catalog(real)
-    with serving(synthetic, args.port, args.data_dir / "serve.log") as (url, ready_s):
+    report["catalog_build_s"] = round(
+        build_catalog(synthetic, args.segments, console, args.detections), 1
+    )
+    # by this tree (a --code tree must have the same migrations: its service finds its head)
+    report["upgrade_s"] = round(upgraded(synthetic), 1)
+    serve_log = args.data_dir / "serve.log"
+    with serving(synthetic, args.port, serve_log, args.code) as (url, ready_s):
         report["service_ready_s"] = round(ready_s, 1)
         report["health"] = httpx.get(f"{url}/health").json()
         latencies = [measure(url, case, args.queries) for case in cases(args.segments)]
     report["latency"] = [asdict(x) for x in latencies]
+    report["loadavg_after"] = os.getloadavg()
+    if args.latency_only:
+        finish(console, args, report, meter)
+        return
+    console.print("Ingesting two real clips for the CLI and console timings...")
+    real_catalog(real)
     cli: dict[str, Any] = {}
     for name, folder in (("real", real), ("synthetic", synthetic)):
         cli[f"{name}_in_process_s"] = cli_seconds(folder, args.cli_runs)
@@ -385,9 +490,16 @@ def main(argv: list[str] | None = None) -> None:
             cli[f"{name}_by_service_s"] = cli_seconds(folder, args.cli_runs, FOOTAGE_API_URL=url)
     report["cli"] = cli
     report["console"] = console_seconds(real, args.port + 2, args.data_dir / "console.log")
+    finish(console, args, report, meter)
+
+
+def finish(
+    console: Console, args: argparse.Namespace, report: dict[str, Any], meter: ContentionMeter
+) -> None:
     others = meter.other_cores()
     report["other_cores"] = None if others is None else round(others, 2)
     show(console, report)
+    _contention(console, report)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str))
     console.print(f"Written to {args.output}")
@@ -412,7 +524,12 @@ def show(console: Console, report: dict[str, Any]) -> None:
         f"worst p95: vector part {worst_vector:.1f} ms (aim < 50), end to end "
         f"{worst_total:.1f} ms (aim < 100); service ready in {report['service_ready_s']} s"
     )
-    cli = report["cli"]
+    console.print(
+        f"load average before/after: {report['loadavg_before']} / {report['loadavg_after']}"
+    )
+    cli = report.get("cli")
+    if cli is None:
+        return
     for name in ("real", "synthetic"):
         here, there = min(cli[f"{name}_in_process_s"]), min(cli[f"{name}_by_service_s"])
         console.print(
@@ -420,6 +537,9 @@ def show(console: Console, report: dict[str, Any]) -> None:
             f"{there:.2f} s ({here / there:.1f}x); aim < 4 s and < 0.5 s"
         )
     console.print(f"console: {report['console']}")
+
+
+def _contention(console: Console, report: dict[str, Any]) -> None:
     others = report["other_cores"]
     if others is not None and others > 0.1:
         console.print(f"[yellow]Other processes kept {others:.2f} cores busy meanwhile.[/yellow]")

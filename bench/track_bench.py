@@ -9,7 +9,10 @@ temporary SQLite catalog, and the person detections are read back from the catal
 * IDF1, MOTA, ID switches, precision/recall, ground-truth ids against predicted ids
   (motmetrics, IoU >= 0.5), on the frames the indexer analysed; a detection that no track
   holds is a false positive (bench/track_metrics.py has the rules);
-* distinct people per 30-s window against the ground truth's;
+* distinct people per 30-s window against the ground truth's: the person tracks with a
+  detection in the window, and (a row of its own) what `footage ask` would answer, its
+  counting rule applied to the catalog (search/ask/counting.py count_objects: distinct
+  objects, those seen under a second or in fewer than 3 sightings making a range);
 * ingest speed (video s per wall s), also on two mostly static clips, with the load.
 
 The first configuration is the baseline: the others are shown with their ratio to it.
@@ -32,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +54,12 @@ from bench.track_metrics import (
     match_frames,
     mot_score,
     read_seq_length,
+    relative,
     thin_times,
     time_key,
+    windows,
 )
-from footage.catalog import Detection, Segment, Track
+from footage.catalog import Detection, Segment, Track, Video
 from footage.db import Catalog
 from footage.settings import Settings
 
@@ -224,6 +229,8 @@ class IngestRun:
     person_tracks: int  # tracks rows labelled person
     predictions: tuple[Prediction, ...] = field(repr=False)
     sample_times: tuple[float, ...] = field(repr=False)  # distinct detection times
+    # per window (start_s, end_s, low, high): people by `footage ask`'s counting rule
+    ask_counts: tuple[tuple[float, float, int, int], ...] = ()
 
 
 def read_catalog(catalog: Catalog, video_id: int) -> dict[str, Any]:
@@ -280,6 +287,8 @@ def ingest_once(path: Path, config: Config) -> IngestRun:
             outcome = ingestor.ingest(IngestRequest(path, "bench"))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             read = read_catalog(catalog, outcome.video_id) if outcome.video_id else {}
+            if outcome.video_id:
+                read["ask_counts"] = ask_counts(catalog, outcome.video_id, outcome.duration_s)
         finally:
             catalog.dispose()
     return IngestRun(
@@ -296,7 +305,28 @@ def ingest_once(path: Path, config: Config) -> IngestRun:
         person_tracks=read.get("person_tracks", 0),
         predictions=read.get("predictions", ()),
         sample_times=read.get("sample_times", ()),
+        ask_counts=read.get("ask_counts", ()),
     )
+
+
+def ask_counts(
+    catalog: Catalog, video_id: int, duration_s: float
+) -> tuple[tuple[float, float, int, int], ...]:
+    """People per window as `footage ask` counts them ("how many people ... in the first
+    30 seconds"): the product's one counting rule over this catalog."""
+    from search.ask.counting import Scope, count_objects
+    from search.vocabulary import terms
+
+    with catalog.engine.connect() as conn:
+        start = conn.execute(select(Video.started_at).where(Video.id == video_id)).scalar()
+    if start is None:
+        return ()
+    found = []
+    for begin, end in windows(duration_s, WINDOW_S):
+        scope = Scope((), start + timedelta(seconds=begin), start + timedelta(seconds=end))
+        count = count_objects(catalog, scope, terms("people"))
+        found.append((begin, end, count.low, count.high))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -550,7 +580,25 @@ def count_rows(results: Sequence[ConfigResult], clip: BenchClip) -> list[Row]:
                 ratio_of=tuple(abs(x.error) if x else None for x in window),
             )
         )
+        asked = [g.run.ask_counts[i] if g and len(g.run.ask_counts) > i else None for g in got]
+        rows.append(
+            Row(
+                f"{w.start_s:g}-{w.end_s:g} s: as `footage ask` counts them",
+                tuple(a[2] if a else None for a in asked),
+                "d",
+                texts=tuple(ask_count_text(a, w.gt_ids) for a in asked),
+                ratio_of=tuple(abs(a[2] - w.gt_ids) if a else None for a in asked),
+            )
+        )
     return rows
+
+
+def ask_count_text(counted: tuple[float, float, int, int] | None, truth: int) -> str:
+    if counted is None:
+        return "-"
+    low, high = counted[2], counted[3]
+    figure = f"{low}" if low == high else f"{low}-{high}"
+    return f"{figure} ({low - truth:+d}, {fmt(relative(low, truth), 'pct')})"
 
 
 def count_text(w: WindowCount | None) -> str:

@@ -8,6 +8,7 @@ only; users' SQL cannot read that table).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +49,9 @@ class CameraView:
     recorder_heartbeat_at: datetime | None
     recorder_error: str | None
     last_chunk_at: datetime | None
+    object_labels: tuple[str, ...] | None = None  # None: every label
+    object_min_px: float | None = None
+    object_max_share: float | None = None
 
     @property
     def live(self) -> bool:
@@ -73,6 +77,9 @@ class CameraView:
             "recorder_error": self.recorder_error,
             "last_chunk_at": _iso(self.last_chunk_at),
             "lag_s": self.lag_s(),
+            "object_labels": list(self.object_labels) if self.object_labels else None,
+            "object_min_px": self.object_min_px,
+            "object_max_share": self.object_max_share,
         }
 
 
@@ -145,6 +152,38 @@ def checked_retention(hours: float | None) -> float | None:
     return float(hours)
 
 
+_LABEL = re.compile(r"[a-z][a-z ]{0,39}")
+
+
+def checked_labels(labels: str | list[str] | tuple[str, ...] | None) -> str | None:
+    """The labels a camera keeps, stored comma-separated; None (or "all"): every label."""
+    if labels is None:
+        return None
+    names = labels.split(",") if isinstance(labels, str) else list(labels)
+    cleaned = list(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    if cleaned == ["all"]:
+        return None
+    if not cleaned or len(cleaned) > 100:
+        raise InvalidInput("name 1-100 labels, comma-separated (e.g. person,car,object), or all")
+    for name in cleaned:
+        if not _LABEL.fullmatch(name):
+            raise InvalidInput(
+                f"{name[:40]!r} is not a label: lower-case words such as person, car, "
+                "traffic light, object"
+            )
+    return ",".join(cleaned)
+
+
+def checked_box(min_px: float | None, max_share: float | None) -> tuple[float | None, float | None]:
+    if min_px is not None and not 0 <= min_px <= 10_000:
+        raise InvalidInput("the smallest box is in pixels of its shorter side, 0-10000")
+    if max_share is not None and not 0 < max_share <= 1:
+        raise InvalidInput(
+            "the largest box is a share of the picture's side, above 0 and at most 1"
+        )
+    return min_px or None, max_share if max_share and max_share < 1 else None
+
+
 def _view(camera: Camera) -> CameraView:
     return CameraView(
         camera.id,
@@ -158,6 +197,9 @@ def _view(camera: Camera) -> CameraView:
         camera.recorder_heartbeat_at,
         camera.recorder_error,
         camera.last_chunk_at,
+        tuple(camera.object_labels.split(",")) if camera.object_labels else None,
+        camera.object_min_px,
+        camera.object_max_share,
     )
 
 
@@ -247,8 +289,13 @@ def update_camera(
     timezone: object = UNSET,
     retention_hours: object = UNSET,
     enabled: object = UNSET,
+    object_labels: object = UNSET,
+    object_min_px: object = UNSET,
+    object_max_share: object = UNSET,
 ) -> CameraView:
-    """Change what is given; `source=None` makes the camera a files-only one again."""
+    """Change what is given; `source=None` makes the camera a files-only one again. The
+    object_* settings say what its detections keep from then on (footage ingested before
+    is not redone)."""
     with catalog.unit_of_work() as session:
         camera = _named(session, name)
         if source is not UNSET:
@@ -259,6 +306,12 @@ def update_camera(
             camera.retention_hours = checked_retention(retention_hours)  # type: ignore[arg-type]
         if enabled is not UNSET:
             camera.enabled = bool(enabled)
+        if object_labels is not UNSET:
+            camera.object_labels = checked_labels(object_labels)  # type: ignore[arg-type]
+        if object_min_px is not UNSET or object_max_share is not UNSET:
+            low = camera.object_min_px if object_min_px is UNSET else object_min_px
+            high = camera.object_max_share if object_max_share is UNSET else object_max_share
+            camera.object_min_px, camera.object_max_share = checked_box(low, high)  # type: ignore[arg-type]
         session.flush()
         return _view(camera)
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -79,6 +80,12 @@ class Camera(Base):
     recorder_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     recorder_error: Mapped[str | None] = mapped_column(Text)
     last_chunk_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # its recording's end
+    # What its detections keep (Frigate's objects.track and filters): these labels only
+    # (comma-separated; None: all), and boxes whose shorter side is at least min px and
+    # whose longer side is at most max share of the picture's (None: the settings').
+    object_labels: Mapped[str | None] = mapped_column(Text)
+    object_min_px: Mapped[float | None] = mapped_column(Float)
+    object_max_share: Mapped[float | None] = mapped_column(Float)
 
 
 class CameraSecret(Base):
@@ -241,6 +248,35 @@ class Segment(Base):
     description: Mapped[str] = mapped_column(Text)
 
 
+class Movement(StrEnum):
+    """How a track moved while it was seen (`tracks.movement`)."""
+
+    MOVING = "moving"  # moving most of the time it was seen (walked, drove through)
+    STATIONARY = "stationary"  # never moved: parked, standing, or not a thing that moves
+    MIXED = "mixed"  # moved and stood (parked, then drove off; stopped at the door)
+
+
+class Edge(StrEnum):
+    """Where a track came into or went out of the picture (`tracks.entered`/`exited`)."""
+
+    LEFT = "left"
+    RIGHT = "right"
+    TOP = "top"
+    BOTTOM = "bottom"
+    INSIDE = "inside"  # appeared or vanished within the picture (a door, behind something)
+    START = "start"  # entered: there when the footage began
+    END = "end"  # exited: still there when the footage ended
+
+
+class Direction(StrEnum):
+    """Which way a track went, in the picture (`tracks.direction`)."""
+
+    LEFT_TO_RIGHT = "left to right"
+    RIGHT_TO_LEFT = "right to left"
+    DOWN = "top to bottom"  # towards the camera, for most CCTV views
+    UP = "bottom to top"
+
+
 class Track(Base):
     __tablename__ = "tracks"
     __table_args__ = (UniqueConstraint("video_id", "track_no", name="uq_tracks_video_no"),)
@@ -259,6 +295,22 @@ class Track(Base):
     color: Mapped[str | None] = mapped_column(String(16))
     crop: Mapped[str | None] = mapped_column(Text)
     best_s: Mapped[float | None] = mapped_column(Float)
+    # The whole picture at best_s (a JPEG like a segment's thumbnail), and the best crop's
+    # box in it, in pixels of the original frame: a result shows the object it matched.
+    frame: Mapped[str | None] = mapped_column(Text)
+    best_x1: Mapped[float | None] = mapped_column(Float)
+    best_y1: Mapped[float | None] = mapped_column(Float)
+    best_x2: Mapped[float | None] = mapped_column(Float)
+    best_y2: Mapped[float | None] = mapped_column(Float)
+    movement: Mapped[str | None] = mapped_column(String(16))  # Movement
+    moving_s: Mapped[float | None] = mapped_column(Float)  # seconds seen moving
+    stationary_s: Mapped[float | None] = mapped_column(Float)  # seconds seen standing still
+    entered: Mapped[str | None] = mapped_column(String(16))  # Edge
+    exited: Mapped[str | None] = mapped_column(String(16))  # Edge
+    direction: Mapped[str | None] = mapped_column(String(16))  # Direction
+    # The same object in the camera's earlier footage (a live camera's previous chunk, the
+    # NVR's previous file): its first track's id. Counting distinct objects counts these.
+    object_id: Mapped[int | None] = mapped_column(BigId, index=True)
 
 
 class Detection(Base):
@@ -285,6 +337,42 @@ class Detection(Base):
     x2: Mapped[float] = mapped_column(Float)
     y2: Mapped[float] = mapped_column(Float)
     color: Mapped[str | None] = mapped_column(String(16))
+    moving: Mapped[bool | None] = mapped_column(Boolean)  # its object was moving then
+
+
+class SegmentObject(Base):
+    """The detections of one segment summed up, written with them (indexer/summary.py):
+    per label, per label and colour, per label and moving or not, and per all three, the
+    most such detections in one analysed frame. NULL in `color` or `moving` means "every
+    colour" or "moving or not" (as in a GROUP BY ROLLUP): a label's own row has both NULL.
+    Detections without a colour (or a known pace) count in those rows only. Filters read
+    this instead of the detections (search/filters.py)."""
+
+    __tablename__ = "segment_objects"
+    __table_args__ = (
+        # label filters (with a colour, at least N in one frame): index-only, as a range
+        # of segment ids or as one probe per segment
+        Index("ix_segment_objects_label", "label", "color", "moving", "segment_id", "peak"),
+        # a colour of any object
+        Index(
+            "ix_segment_objects_color",
+            "color",
+            "segment_id",
+            sqlite_where=text("color IS NOT NULL"),
+            postgresql_where=text("color IS NOT NULL"),
+        ),
+        # a segment's rows (deletes, a segment's cascade)
+        Index("ix_segment_objects_segment", "segment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    segment_id: Mapped[int] = mapped_column(BigId, ForeignKey("segments.id", ondelete="CASCADE"))
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"))
+    label: Mapped[str] = mapped_column(String(64))
+    color: Mapped[str | None] = mapped_column(String(16))  # None: every colour
+    moving: Mapped[bool | None] = mapped_column(Boolean)  # None: moving or not
+    peak: Mapped[int] = mapped_column(Integer)  # the most in one analysed frame (>= 1)
 
 
 class VectorKind(StrEnum):

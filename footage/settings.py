@@ -36,7 +36,17 @@ class Settings(BaseSettings):
         None, ge=0.0, le=1.0, description="Score threshold; default: the model's suggestion."
     )
     nms_iou: float = Field(0.5, gt=0.0, le=1.0)
-    sample_fps: float = Field(1.0, gt=0.0, le=30.0, description="Frames analysed per second.")
+    sample_fps: float = Field(
+        1.0, gt=0.0, le=30.0, description="Frames sampled per second; motion is measured on them."
+    )
+    track_fps: float = Field(
+        5.0,
+        ge=0.0,
+        le=30.0,
+        description="Where the scene moves, frames are also analysed at this rate, so that "
+        "moving objects are followed (a walker moves a body width a second); 0 or at most "
+        "sample_fps: only the sample_fps frames.",
+    )
     segment_seconds: float = Field(10.0, gt=0.0)
     motion_threshold: float = Field(
         0.002, ge=0.0, le=1.0, description="Share of changed pixels that counts as motion."
@@ -51,6 +61,17 @@ class Settings(BaseSettings):
         True, description="Do not decode non-reference frames when the container allows."
     )
     thumbnail_width: int = Field(320, ge=32, le=1920)
+    unknown_objects: bool = Field(
+        True,
+        description="Moving regions no detection explains become `object` detections when "
+        "their track travels (a figure at a night fence, a car seen from above).",
+    )
+    object_min_px: float = Field(
+        12.0, ge=1.0, description="...at least this many pixels on their shorter side"
+    )
+    object_max_share: float = Field(
+        0.6, gt=0.0, le=1.0, description="...at most this share of the picture's side"
+    )
     embed_images: bool = Field(True, description="CLIP vectors of keyframes and object crops.")
     embed_text: bool = Field(True, description="Text vectors of descriptions.")
     clip_model: str = Field("ViT-B-32", description="open_clip architecture name.")

@@ -25,6 +25,7 @@ READABLE = (
     "segments",
     "tracks",
     "detections",
+    "segment_objects",  # the detections summed up per segment (migration 0008)
     "detections_v",
     "segments_v",
     "tracks_v",

@@ -39,6 +39,7 @@ from footage.catalog import (
     Detection,
     Embedding,
     Segment,
+    SegmentObject,
     Track,
     Video,
     VideoChunk,
@@ -46,12 +47,14 @@ from footage.catalog import (
 )
 from footage.db import Catalog
 from footage.settings import Settings
+from indexer.appearance import load_appearance_or_hsv
 from indexer.claims import Claim, ClaimLost, Claims, Heartbeat, now, owner_gone, owner_name
 from indexer.decode import FrameSampler, SampleWindow
 from indexer.detectors import Detector
 from indexer.embed import Embedders, SegmentEmbedder
 from indexer.errors import VideoUnreadable
 from indexer.files import FileState
+from indexer.objects import BACKGROUND_S
 from indexer.pipeline import AnalysisPolicy, BorderBox, VideoAnalysis, analysed_by_rule
 from indexer.store import SegmentWriter
 from indexer.vectors import VectorWriter, owned, segment_owner
@@ -82,12 +85,12 @@ def plan_chunks(duration_s: float, chunk_s: float, segment_s: float) -> tuple[Ch
 
 def preroll_start(start_s: float, policy: AnalysisPolicy) -> float:
     """Where a chunk starting at `start_s` starts sampling: at the segment holding the last
-    static-check point at least one segment earlier (that segment is always analysed, so
-    every decision after it is a whole-file run's)."""
+    static-check point at least one segment (and the moving regions' background) earlier
+    (that segment is always analysed, so every decision after it is a whole-file run's)."""
     if start_s <= 0:
         return 0.0
     seg = policy.segment_seconds
-    before = start_s - seg
+    before = max(0.0, start_s - max(seg, math.ceil(BACKGROUND_S / seg - 1e-9) * seg))
     if not policy.skip_static:
         return before
     point = math.floor(before / policy.static_check_s) * policy.static_check_s
@@ -105,6 +108,8 @@ def last_analysed_before(preroll: FrameSampler, policy: AnalysisPolicy) -> float
     seg = policy.segment_seconds
     motion: dict[int, float] = {}
     for sample in preroll:
+        if sample.motion is None:
+            continue  # a tracking sample: segments are gated on motion samples
         k = int(sample.t // seg)
         motion[k] = max(motion.get(k, 0.0), sample.motion)
     analysed = [
@@ -113,8 +118,11 @@ def last_analysed_before(preroll: FrameSampler, policy: AnalysisPolicy) -> float
         if k * seg == first or analysed_by_rule(policy, k * seg, m)
     ]
     last = max(analysed, default=first)
-    # the tracker warms up on a few segments at least (fewer split tracks to stitch)
-    warm = math.floor((preroll.window.to_s or 0.0) / seg - WARMUP_SEGMENTS + 1e-9) * seg
+    # the tracker warms up on a few segments at least (fewer split tracks to stitch), and
+    # the moving regions' background on its seconds (indexer/objects.py)
+    start = preroll.window.to_s or 0.0
+    segments = min(start / seg - WARMUP_SEGMENTS, (start - BACKGROUND_S) / seg)
+    warm = math.floor(segments + 1e-9) * seg
     return max(first, min(last, warm))
 
 
@@ -250,6 +258,7 @@ def forget_chunk(session: Session, video_id: int, chunk: VideoChunk) -> None:
         in_chunk.append(Segment.start_s < chunk.end_s)
     segments = select(Segment.id).where(*in_chunk)
     session.execute(delete(Embedding).where(Embedding.segment_id.in_(segments)))
+    session.execute(delete(SegmentObject).where(SegmentObject.segment_id.in_(segments)))
     session.execute(delete(Detection).where(Detection.segment_id.in_(segments)))
     session.execute(delete(Segment).where(*in_chunk))
     base = chunk.chunk_no * TRACK_BASE
@@ -328,12 +337,12 @@ class ChunkRunner:
 
     def _run(self, claims: ChunkClaims, claim: ChunkClaim, beat: Heartbeat) -> ChunkOutcome:
         settings = self.settings
-        policy = AnalysisPolicy.from_settings(settings)
         with self.catalog.unit_of_work() as session:
             claims.renew(session, claim)
             chunk = session.get_one(VideoChunk, claim.chunk_id)
             video = session.get_one(Video, claim.video_id)
-            camera = session.get_one(Camera, video.camera_id).name
+            row = session.get_one(Camera, video.camera_id)
+            camera, policy = row.name, AnalysisPolicy.from_settings(settings, row)
             forget_chunk(session, video.id, chunk)
         if video.started_at is None or video.first_pts_s is None:
             raise ClaimLost(f"video {video.id} was not split by this version; ingest it again")
@@ -348,7 +357,10 @@ class ChunkRunner:
         if chunk.start_s > 0:
             preroll = SampleWindow(origin, preroll_start(chunk.start_s, policy), chunk.start_s)
             from_s = last_analysed_before(FrameSampler.configured(path, settings, preroll), policy)
-        sampler = FrameSampler.configured(path, settings, SampleWindow(origin, from_s, chunk.end_s))
+        # one motion sample past its end: the last second's tracking samples are looked at
+        # when that sample moved, as in a whole-file run
+        past = chunk.end_s + 1.0 / settings.sample_fps if chunk.end_s is not None else None
+        sampler = FrameSampler.configured(path, settings, SampleWindow(origin, from_s, past))
         analysis = VideoAnalysis(
             sampler,
             self.detector,
@@ -356,7 +368,9 @@ class ChunkRunner:
             camera=camera,
             started_at=video.started_at,
             sample_fps=settings.sample_fps,
+            appearance=load_appearance_or_hsv(settings),
             emit_from_s=chunk.start_s,
+            emit_until_s=chunk.end_s,
             track_base=chunk.chunk_no * TRACK_BASE,
             first_analysed_s=from_s,
         )

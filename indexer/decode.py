@@ -162,7 +162,10 @@ def first_frame_pts(path: Path, *, skip_nonref: bool = True) -> float:
 
 
 class FrameSampler:
-    """Yields frames at `sample_fps` (and the first frame of every segment) with true times.
+    """Yields frames at `sample_fps` (and the first frame of every segment) with true times,
+    and between them, when `track_fps` is higher, tracking samples at `track_fps` (their
+    motion is None: motion is measured between base samples only, so segments are gated as
+    at `sample_fps`). Both lie on grids of video time, so a window decodes the same ones.
 
     Afterwards `duration_s`, `first_pts_s`, `frames_decoded` and `warnings` describe the
     whole stream as actually decoded, whatever its header claimed.
@@ -192,10 +195,13 @@ class FrameSampler:
         still_threshold: float = 0.002,
         still_max_gap_s: float = 1.0,
         window: SampleWindow | None = None,
+        track_fps: float = 0.0,
     ) -> None:
         self.path = path
         self.window = window
         self.period = 1.0 / sample_fps
+        # tracking samples between base samples (none when not faster than sample_fps)
+        self.track_period = 1.0 / track_fps if track_fps > sample_fps else None
         self.segment_seconds = segment_seconds
         self.skip_nonref = skip_nonref
         self.motion = motion or MotionMeter()
@@ -213,6 +219,7 @@ class FrameSampler:
         self.warnings: list[str] = []
         # sampling state
         self._next_sample = 0.0
+        self._next_track = 0.0
         self._sampled_segment = -1
         self._last_t: float | None = None
         self._last_sample_t = -np.inf
@@ -232,6 +239,7 @@ class FrameSampler:
             still_threshold=settings.motion_threshold,
             still_max_gap_s=settings.still_keyframes_max_gap_s,
             window=window,
+            track_fps=settings.track_fps,
         )
 
     # -- the sampling rule, shared by both ways of decoding ------------------------------
@@ -247,10 +255,24 @@ class FrameSampler:
         due = t + _SAMPLE_TOLERANCE_S >= self._next_sample or segment != self._sampled_segment
         return due and t > self._last_sample_t
 
+    def _track_due(self, t: float) -> bool:
+        return (
+            self.track_period is not None
+            and t + _SAMPLE_TOLERANCE_S >= self._next_track
+            and t > self._last_sample_t
+        )
+
+    def _sampled_at(self, t: float) -> None:
+        self._last_sample_t = t
+        if self.track_period is not None:
+            self._next_track = (
+                np.floor((t + _SAMPLE_TOLERANCE_S) / self.track_period) + 1
+            ) * self.track_period
+
     def _sample(self, t: float, image: Image, motion: float) -> SampledFrame:
         self._sampled_segment = int(t // self.segment_seconds)
         self._next_sample = (np.floor((t + _SAMPLE_TOLERANCE_S) / self.period) + 1) * self.period
-        self._last_sample_t = t
+        self._sampled_at(t)
         if motion >= self.still_threshold:
             self._still_since = None
         elif self._still_since is None:
@@ -262,10 +284,13 @@ class FrameSampler:
         t = self._time(pts_s)
         self._last_t = t if self._last_t is None else max(self._last_t, t)
         self.frames_decoded += 1
-        if not self._due(t):
-            return None
-        image: Image = frame.to_ndarray(format="rgb24")  # type: ignore[assignment]
-        return self._sample(t, image, self.motion.update(image))
+        if self._due(t):
+            image: Image = frame.to_ndarray(format="rgb24")  # type: ignore[assignment]
+            return self._sample(t, image, self.motion.update(image))
+        if self._track_due(t):
+            self._sampled_at(t)
+            return SampledFrame(t=t, image=frame.to_ndarray(format="rgb24"), motion=None)  # type: ignore[arg-type]
+        return None
 
     # -- plain decoding ------------------------------------------------------------------
 

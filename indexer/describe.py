@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from footage.catalog import Edge, Movement
 from footage.phrases import clock
 from indexer.values import AnalysedFrame, TrackSighting
 
@@ -96,6 +97,7 @@ def describe_segment(facts: SegmentFacts) -> str:
     if not at_once:
         return f"{head} No objects detected; {motion}. The scene is empty."
     sentences = [head, f"Up to {at_once} visible at once; {motion}."]
+    pace = _paces(facts.frames)
     by_label: dict[str, list[TrackSighting]] = {}
     for sighting in facts.sightings:
         by_label.setdefault(sighting.label, []).append(sighting)
@@ -103,22 +105,105 @@ def describe_segment(facts: SegmentFacts) -> str:
         tracked = []
         for label, items in sorted(by_label.items(), key=lambda kv: -len(kv[1])):
             colors = Counter(s.color for s in items if s.color)
-            tracked.append(f"{len(items)} {plural(label, len(items))}{_with_colors(colors)}")
+            still = sum(1 for s in items if not pace.get(s.track_no, False))
+            how = f"{still} {_still_word(label)}" if still else ""
+            parts = ", ".join(p for p in (_with_colors(colors)[2:-1], how) if p)
+            tracked.append(
+                f"{len(items)} {plural(label, len(items))}" + (f" ({parts})" if parts else "")
+            )
         sentences.append(f"Tracked: {', '.join(tracked)}.")
-        static = [s for s in facts.sightings if _throughout(s, facts)]
+        still_through = [
+            s for s in facts.sightings if _throughout(s, facts) and not pace.get(s.track_no)
+        ]
         for s in facts.sightings:
             if s.track_no in facts.new_tracks:
-                appears = _at(facts, s.first_s)
-                sentences.append(
-                    f"{_described(s).capitalize()} #{s.track_no} appears at {appears}."
-                )
-        if static:
-            names = ", ".join(f"{_described(s)} #{s.track_no}" for s in static)
-            sentences.append(f"Present throughout: {names}.")
+                sentences.append(_arrival(s, facts, pace.get(s.track_no, False)))
+        for s in facts.sightings:
+            if _leaves_here(s, facts):
+                sentences.append(_departure(s, facts))
+        if still_through:
+            names = ", ".join(f"{_described(s)} #{s.track_no}" for s in still_through)
+            sentences.append(
+                f"{_still_word(still_through[0].label).capitalize()} throughout: {names}."
+            )
     for s in facts.gone_tracks:
-        left = _at(facts, s.last_s)
-        sentences.append(f"{_described(s).capitalize()} #{s.track_no} has left (last seen {left}).")
+        m = s.movement
+        moved = m is not None and m.movement != Movement.STATIONARY
+        where = _where(m.exited) if m is not None and moved else ""
+        if where and facts.start_s - s.last_s > 1.0:
+            continue  # the segment before said where it went
+        name, left = f"{_described(s).capitalize()} #{s.track_no}", _at(facts, s.last_s)
+        if where:
+            sentences.append(f"{name} left to {where} at {left}.")
+        else:
+            sentences.append(f"{name} has left (last seen {left}).")
     return " ".join(sentences)
+
+
+_VERBS = {"person": "walked", "bicycle": "rode", "motorcycle": "rode", "horse": "rode"}
+_VEHICLES = frozenset({"car", "truck", "bus", "train", "motorcycle", "bicycle", "boat"})
+
+
+def _verb(label: str) -> str:
+    return _VERBS.get(label, "drove" if label in _VEHICLES else "moved")
+
+
+def _still_word(label: str) -> str:
+    if label in _VEHICLES:
+        return "parked"
+    return "standing" if label == "person" else "still"
+
+
+def _paces(frames: tuple[AnalysedFrame, ...]) -> dict[int, bool]:
+    """Per track whether it moved during the segment (most of its sightings moving)."""
+    votes: dict[int, list[int]] = {}
+    for frame in frames:
+        dets = frame.detections
+        for no, moving in zip(dets.track_nos.tolist(), dets.movings, strict=True):
+            if no >= 0:
+                tally = votes.setdefault(no, [0, 0])
+                tally[bool(moving)] += 1
+    return {no: moving >= still for no, (still, moving) in votes.items()}
+
+
+def _where(edge: Edge) -> str:
+    return {Edge.LEFT: "the left", Edge.RIGHT: "the right", Edge.TOP: "the top",
+            Edge.BOTTOM: "the bottom"}.get(edge, "")  # fmt: skip
+
+
+def _arrival(s: TrackSighting, facts: SegmentFacts, moving: bool) -> str:
+    name = f"{_described(s).capitalize()} #{s.track_no}"
+    when = _at(facts, s.first_s)
+    m = s.movement
+    if m is not None and m.entered == Edge.START:
+        what = f"{name} is there from the start ({when})"
+    elif m is not None and _where(m.entered):
+        what = f"{name} came in from {_where(m.entered)} at {when}"
+    else:
+        what = f"{name} appears at {when}"
+    if moving and m is not None and m.direction is not None:
+        return f"{what} and {_verb(s.label)} {m.direction.value}."
+    if not moving:
+        return f"{what}, {_still_word(s.label)}."
+    return f"{what}."
+
+
+def _leaves_here(s: TrackSighting, facts: SegmentFacts) -> bool:
+    m = s.movement
+    return (
+        m is not None
+        and m.movement != Movement.STATIONARY  # a parked car at the edge is not leaving
+        and _where(m.exited) != ""
+        and facts.end_s - s.last_s > 1.0  # gone before the segment's end
+    )
+
+
+def _departure(s: TrackSighting, facts: SegmentFacts) -> str:
+    assert s.movement is not None
+    return (
+        f"{_described(s).capitalize()} #{s.track_no} left to {_where(s.movement.exited)} "
+        f"at {_at(facts, s.last_s)}."
+    )
 
 
 def _throughout(s: TrackSighting, facts: SegmentFacts) -> bool:

@@ -28,6 +28,7 @@ from footage.db import Catalog
 from footage.names import camera_name
 from footage.settings import Settings
 from footage.video_files import canonical_path, leaves
+from indexer.appearance import load_appearance_or_hsv
 from indexer.backfill import video_track_vectors
 from indexer.chunks import plan_chunks, split_video
 from indexer.claims import (
@@ -40,6 +41,7 @@ from indexer.claims import (
     Heartbeat,
     owner_name,
 )
+from indexer.continuity import link_camera_neighbours
 from indexer.decode import FrameSampler, first_frame_pts, probe, seekable
 from indexer.detectors import Detector, DetectorUnavailable, load_detector
 from indexer.embed import Embedders, SegmentEmbedder
@@ -372,14 +374,16 @@ class Ingestor:
         with self.catalog.unit_of_work() as session:
             claims.renew(session, claim, **_video_facts(info, started_at, source, detector))
             video = session.get_one(Video, claim.video_id)
+            policy = AnalysisPolicy.from_settings(settings, camera_row(session, camera))
         sampler = FrameSampler.configured(path, settings)
         analysis = VideoAnalysis(
             sampler,
             detector,
-            AnalysisPolicy.from_settings(settings),
+            policy,
             camera=camera,
             started_at=started_at,
             sample_fps=settings.sample_fps,
+            appearance=load_appearance_or_hsv(settings),
         )
         writer = SegmentWriter(video, started_at, settings.media_dir)
         vector_writer = VectorWriter()
@@ -416,6 +420,8 @@ class Ingestor:
                 progress_s=sampler.duration_s,
                 warning="; ".join(sampler.warnings) or None,
             )
+            if not truncated:
+                link_camera_neighbours(session, claim.video_id)
         if progress:
             progress(sampler.duration_s, sampler.duration_s)
         status = IngestStatus.FAILED if truncated else IngestStatus.DONE

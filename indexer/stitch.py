@@ -23,6 +23,7 @@ from footage.catalog import (
     Camera,
     ChunkStatus,
     Detection,
+    Edge,
     Segment,
     Track,
     Video,
@@ -34,8 +35,11 @@ from footage.settings import Settings
 from indexer.backfill import video_segment_text_vectors, video_track_vectors
 from indexer.chunks import CHUNKS_OWNER, preroll_start, rows_changed
 from indexer.claims import Claim, Claims, Heartbeat, now, owner_gone, owner_name
+from indexer.continuity import link_camera_neighbours
 from indexer.embed import Embedders
+from indexer.movement import Frame, MovementLog
 from indexer.pipeline import AnalysisPolicy, BorderBox
+from indexer.store import movement_values
 from indexer.vectors import VectorWriter
 
 _STITCH_IOU = 0.5
@@ -162,6 +166,8 @@ def join_video(
                 progress_s=duration,
                 warning="; ".join(warnings) or None,
             )
+            if not truncated:
+                link_camera_neighbours(session, video_id)
     return JoinReport(video_id, len(chunks), segments or 0, tracks, stitched, duration)
 
 
@@ -214,15 +220,21 @@ def _stitch_and_number(session: Session, video_id: int, settings: Settings) -> t
     tracks = {
         t.track_no: t for t in session.scalars(select(Track).where(Track.video_id == video_id))
     }
+    video = session.get_one(Video, video_id)
+    end_s = chunks[-1].decoded_s or video.duration_s or 0.0
+    picture = Frame(video.width or 1, video.height or 1, 0.0, end_s)
     stitched = 0
     for later_no in sorted(parent):
         joining, keep = tracks.get(later_no), tracks.get(root(later_no))
         if joining is None or keep is None:
             continue  # the later track ended in the pre-roll: nothing of it was written
-        _merge(session, keep, joining)
+        _merge(session, keep, joining, picture)
         del tracks[later_no]
         stitched += 1
     session.flush()
+    for track in tracks.values():  # "still there at the end" was a chunk's end, not the video's
+        if track.exited == Edge.END and track.last_s < end_s - 1.5:
+            _moved(session, track, picture)
     order = sorted(tracks.values(), key=lambda t: (t.first_s, t.track_no))
     final = {t.track_no: n for n, t in enumerate(order, start=1)}
     for no in parent:
@@ -237,21 +249,39 @@ def _stitch_and_number(session: Session, video_id: int, settings: Settings) -> t
     return stitched, len(order)
 
 
-def _merge(session: Session, keep: Track, later: Track) -> None:
+_BEST_VIEW = ("best_confidence", "crop", "frame", "best_s", "best_x1", "best_y1", "best_x2",
+              "best_y2")  # fmt: skip
+
+
+def _moved(session: Session, track: Track, picture: Frame) -> None:
+    """How a track moved, from its detections (the one rule the pipeline applies)."""
+    log = MovementLog()
+    for t, x1, y1, x2, y2, moving in session.execute(
+        select(
+            Detection.offset_s, Detection.x1, Detection.y1, Detection.x2, Detection.y2,
+            Detection.moving,
+        ).where(Detection.track_id == track.id).order_by(Detection.offset_s)
+    ):  # fmt: skip
+        log.add(t, (x1, y1, x2, y2), bool(moving))
+    if log.first_t is not None:
+        for name, value in movement_values(log.facts(picture)).items():
+            setattr(track, name, value)
+
+
+def _merge(session: Session, keep: Track, later: Track, picture: Frame) -> None:
     session.execute(
         update(Detection).where(Detection.track_id == later.id).values(track_id=keep.id)
     )
     if later.best_confidence > keep.best_confidence:
-        keep.best_confidence, keep.crop, keep.best_s = (
-            later.best_confidence,
-            later.crop,
-            later.best_s,
-        )
+        for name in _BEST_VIEW:
+            setattr(keep, name, getattr(later, name))
     if later.detections > keep.detections:
         keep.color = later.color or keep.color
     keep.detections += later.detections
     keep.last_at, keep.last_s = max(keep.last_at, later.last_at), max(keep.last_s, later.last_s)
     session.delete(later)
+    session.flush()
+    _moved(session, keep, picture)  # the joined track, over both parts' detections
 
 
 _TRACK_MENTION = re.compile(r" #(\d+)")

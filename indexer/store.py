@@ -13,7 +13,17 @@ import cv2
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
-from footage.catalog import Detection, Embedding, Segment, Track, Video, VideoChunk
+from footage.catalog import (
+    Detection,
+    Embedding,
+    Segment,
+    SegmentObject,
+    Track,
+    Video,
+    VideoChunk,
+)
+from indexer.movement import MovementFacts
+from indexer.summary import summary_rows
 from indexer.values import Image, SegmentResult, TrackSighting
 
 
@@ -31,7 +41,7 @@ def save_jpeg(media_dir: Path, relative: str, image: Image) -> str:
 
 def forget_contents(session: Session, video_id: int) -> None:
     """Remove what an earlier, unfinished run wrote for this video."""
-    for model in (Embedding, Detection, Track, Segment, VideoChunk):
+    for model in (Embedding, SegmentObject, Detection, Track, Segment, VideoChunk):
         session.execute(delete(model).where(model.video_id == video_id))
 
 
@@ -51,10 +61,19 @@ class SegmentWriter:
         session.add(segment)
         for sighting in result.sightings:
             self._merge_track(session, sighting)
+        for track_no, facts in result.closed:
+            if (track_id := self.track_ids.get(track_no)) is not None:
+                track = session.get_one(Track, track_id)
+                for name, value in movement_values(facts).items():
+                    setattr(track, name, value)
         session.flush()
         rows = self._detection_rows(segment.id, result)
         if rows:
             session.execute(insert(Detection), rows)
+            video = self.video  # the summary filters read (segment_objects), with them
+            session.execute(
+                insert(SegmentObject), summary_rows(result, segment.id, video.id, video.camera_id)
+            )
         return segment
 
     def _segment(self, result: SegmentResult) -> Segment:
@@ -81,18 +100,28 @@ class SegmentWriter:
             description=result.description,
         )
 
-    def _crop(self, sighting: TrackSighting) -> str | None:
-        """The track's best view so far as a JPEG, when this segment improved it."""
+    def _views(self, sighting: TrackSighting) -> dict[str, object]:
+        """The track's best view so far (crop, picture, box) as JPEGs and columns, when
+        this segment improved it; nothing otherwise."""
         if sighting.best_crop is None or not sighting.best_crop.size:
-            return None
-        relative = f"{self.video.id}/track_{sighting.track_no}.jpg"
-        return save_jpeg(self.media_dir, relative, sighting.best_crop)
+            return {}
+        base = f"{self.video.id}/track_{sighting.track_no}"
+        views: dict[str, object] = {
+            "crop": save_jpeg(self.media_dir, f"{base}.jpg", sighting.best_crop),
+            "best_s": sighting.best_s,
+        }
+        if sighting.best_frame is not None:
+            views["frame"] = save_jpeg(self.media_dir, f"{base}_frame.jpg", sighting.best_frame)
+        if sighting.best_box is not None:
+            x1, y1, x2, y2 = sighting.best_box
+            views.update(best_x1=x1, best_y1=y1, best_x2=x2, best_y2=y2)
+        return views
 
     def _merge_track(self, session: Session, sighting: TrackSighting) -> None:
-        crop_path = self._crop(sighting)
+        values = {**self._views(sighting), **movement_columns(sighting)}
         track_id = self.track_ids.get(sighting.track_no)
         if track_id is None:
-            self._new_track(session, sighting, crop_path)
+            self._new_track(session, sighting, values)
             return
         track = session.get_one(Track, track_id)
         track.last_at = self._at(sighting.last_s)
@@ -100,10 +129,13 @@ class SegmentWriter:
         track.detections += sighting.count
         track.best_confidence = max(track.best_confidence, sighting.best_confidence)
         track.color = sighting.color
-        if crop_path:
-            track.crop, track.best_s = crop_path, sighting.best_s
+        track.label = sighting.label  # by votes so far
+        for name, value in values.items():
+            setattr(track, name, value)
 
-    def _new_track(self, session: Session, sighting: TrackSighting, crop_path: str | None) -> None:
+    def _new_track(
+        self, session: Session, sighting: TrackSighting, values: dict[str, object]
+    ) -> None:
         video = self.video
         track = Track(
             video_id=video.id,
@@ -117,8 +149,7 @@ class SegmentWriter:
             detections=sighting.count,
             best_confidence=sighting.best_confidence,
             color=sighting.color,
-            crop=crop_path,
-            best_s=sighting.best_s,
+            **values,
         )
         session.add(track)
         session.flush()
@@ -141,14 +172,32 @@ class SegmentWriter:
                 "x2": float(box[2]),
                 "y2": float(box[3]),
                 "color": color,
+                "moving": moving,
             }
             for frame in result.analysed_frames
-            for box, conf, label, no, color in zip(
+            for box, conf, label, no, color, moving in zip(
                 frame.detections.xyxy,
                 frame.detections.confidence,
                 frame.detections.label,
                 frame.detections.track_nos.tolist(),
                 frame.detections.colors,
+                frame.detections.movings,
                 strict=True,
             )
         ]
+
+
+def movement_columns(sighting: TrackSighting) -> dict[str, object]:
+    """How the track moved so far, as its row's columns."""
+    return movement_values(sighting.movement) if sighting.movement is not None else {}
+
+
+def movement_values(facts: MovementFacts) -> dict[str, object]:
+    return {
+        "movement": facts.movement.value,
+        "moving_s": facts.moving_s,
+        "stationary_s": facts.stationary_s,
+        "entered": facts.entered.value,
+        "exited": facts.exited.value,
+        "direction": facts.direction.value if facts.direction else None,
+    }

@@ -30,7 +30,8 @@ IdArray = npt.NDArray[np.int64]
 
 def passing_ids(conn: Connection, filters: Filters, kind: str, model: str) -> IdArray:
     """Ids of the `kind`/`model` embeddings whose segments pass `filters` (unordered)."""
-    query = sql_filters.embedding_ids(filters, kind, model)
+    how = sql_filters.objects_first(conn, filters)
+    query = sql_filters.embedding_ids(filters, kind, model, how)
     if conn.dialect.name == "postgresql":
         ids = query.subquery()
         packed = conn.execute(

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from filelock import FileLock
+from sqlalchemy import update
 
+from footage.catalog import Camera as CameraRow
 from footage.db import Catalog
 from footage.settings import Settings
 from footage.sql_reader import reader_role
@@ -19,6 +25,8 @@ from indexer.ingest import Ingestor, IngestOutcome, IngestRequest
 
 if TYPE_CHECKING:
     from tests.queue_helpers import PrivateRedis
+
+T = TypeVar("T")
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,7 +45,39 @@ REDIS_URL = os.environ.get("FOOTAGE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 PETS = "pets09-s2l1_vtest_DERIVED-h264-crf26_768x576.mp4"
 PETS_AVI = "pets09-s2l1_opencv-vtest_pedestrians_768x576_msmpeg4.avi"
+STREET = "ahmetozlu_residential-street-cars_640x352_h264.mp4"  # 37.7 s: parked and passing cars
+STREET_START = datetime(2026, 11, 20, 22, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+CAMPUS_START = datetime(2023, 2, 6, 9, 0, tzinfo=UTC)
 HALLWAY = "frigate_hallway-ir-2-person-mopping_178x100_6fps_h264.mp4"  # 85.3 s: 18 of 5 s
+
+
+# The fast tier (`make test-fast`: no services, under 2 minutes on 2 cores): units, and
+# checks on a few frames of a clip; the rest ingests footage, starts servers and workers.
+FAST_MODULES = frozenset(
+    {
+        "test_appearance",
+        "test_bad_input",
+        "test_colors",
+        "test_decode",
+        "test_deploy_files",
+        "test_detectors",
+        "test_imports",
+        "test_movement",
+        "test_objects",
+        "test_pipeline",
+        "test_routing",
+        "test_track_bench",
+        "test_tracking",
+        "test_values_and_text",
+        "test_video_files",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py") in FAST_MODULES:
+            item.add_marker(pytest.mark.fast)
 
 
 def clip(name: str) -> Path:
@@ -120,6 +160,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         "FOOTAGE_DETECTOR": settings.detector,
         "FOOTAGE_EMBED_IMAGES": str(settings.embed_images).lower(),
         "FOOTAGE_SEGMENT_SECONDS": str(settings.segment_seconds),
+        "FOOTAGE_TRACK_FPS": str(settings.track_fps),
         "FOOTAGE_STABLE_S": str(settings.stable_s),
         "FOOTAGE_LEASE_S": str(settings.lease_s),
     }
@@ -144,21 +185,87 @@ def catalog(settings: Settings) -> Iterator[Catalog]:
     catalog.dispose()
 
 
+def _built_once(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str, build: Callable[[], T]
+) -> T:
+    """`build()`'s result, built by the first xdist worker that asks (under a file lock)
+    and read back by the others: footage is made for several processes on one catalog."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # the run's folder, shared by its workers
+    made = root / f"{name}.pickle"
+    with FileLock(str(root / f"{name}.lock")):
+        if made.is_file():
+            return cast(T, pickle.loads(made.read_bytes()))
+        result = build()
+        made.write_bytes(pickle.dumps(result))
+        return result
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str, name: str) -> Path:
+    root = tmp_path_factory.getbasetemp()
+    return (root.parent if worker_id != "master" else root) / name
+
+
 @pytest.fixture(scope="session")
 def every_clip(
-    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path
+    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path, worker_id: str
 ) -> Iterator[tuple[Catalog, Settings, dict[str, IngestOutcome]]]:
-    """Every shared clip ingested once per test run, each as its own camera (the file name
-    without extension); SQLite, no CLIP. Tests read it and must not change it."""
-    settings = make_settings(tmp_path_factory.mktemp("every_clip"), None, onnx_spec)
+    """Every shared clip ingested once per test run (4-5 min), each as its own camera (the
+    file name without extension); SQLite, no CLIP. Tests read it and must not change it."""
+    settings = make_settings(
+        _shared_dir(tmp_path_factory, worker_id, "every_clip"), None, onnx_spec
+    )
+
+    def build() -> dict[str, IngestOutcome]:
+        catalog = Catalog(settings)
+        ingestor = Ingestor(catalog, settings)
+        try:
+            return {
+                name: ingestor.ingest(IngestRequest(clip(name), name.rsplit(".", 1)[0]))
+                for name in all_clips()
+            }
+        finally:
+            catalog.dispose()
+
+    outcomes = _built_once(tmp_path_factory, worker_id, "every_clip", build)
     catalog = Catalog(settings)
-    ingestor = Ingestor(catalog, settings)
-    outcomes = {
-        name: ingestor.ingest(IngestRequest(clip(name), name.rsplit(".", 1)[0]))
-        for name in all_clips()
-    }
     yield catalog, settings, outcomes
     catalog.dispose()
+
+
+@pytest.fixture(scope="session")
+def street_and_campus(
+    tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path, worker_id: str
+) -> tuple[Settings, dict[str, IngestOutcome]]:
+    """The street clip as camera 'street' (Europe/Berlin, from STREET_START) and PETS09 as
+    'campus' (from CAMPUS_START), ingested once per test run; SQLite, no CLIP, no LLM.
+    Tests read it and must not change it."""
+    folder = _shared_dir(tmp_path_factory, worker_id, "street_and_campus")
+    settings = make_settings(folder, None, onnx_spec, llm_backend="none")
+
+    def build() -> dict[str, IngestOutcome]:
+        catalog = Catalog(settings)
+        ingestor = Ingestor(catalog, settings)
+        try:
+            outcomes = {
+                camera: ingestor.ingest(IngestRequest(clip(name), camera, start=start))
+                for name, camera, start in (
+                    (STREET, "street", STREET_START),
+                    (PETS, "campus", CAMPUS_START),
+                )
+            }
+            with catalog.engine.begin() as conn:
+                conn.execute(
+                    update(CameraRow)
+                    .where(CameraRow.name == "street")
+                    .values(timezone="Europe/Berlin")
+                )
+            return outcomes
+        finally:
+            catalog.dispose()
+
+    return settings, _built_once(tmp_path_factory, worker_id, "street_and_campus", build)
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,7 @@ from footage.db import Catalog
 from footage.settings import Settings
 from indexer.chunks import ChunkRunner, plan_chunks, preroll_start
 from indexer.ingest import Ingestor, IngestRequest, IngestStatus
-from indexer.pipeline import AnalysisPolicy
+from indexer.pipeline import REGION_CONFIDENCE, AnalysisPolicy
 from indexer.stitch import join_video, renumbered
 from tests.conftest import clip, make_settings
 from tests.long_video import join_clips
@@ -99,10 +99,30 @@ def border_differences(
     return len(only_whole) + len(only_chunked)
 
 
-def assert_same_footage(whole: Catalogued, chunked: Catalogued) -> None:
+def _tracker_made(row: tuple[object, ...]) -> bool:
+    """A row the tracker added or named: a moving region that carried a track (or is an
+    `object`), which depends on the track, so on the chunk border."""
+    return row[3] == REGION_CONFIDENCE or row[2] == "object"
+
+
+def assert_same_footage(
+    whole: Catalogued, chunked: Catalogued, borders: list[float], reach: float
+) -> None:
+    """Segments and the detector's own boxes exactly a whole-file ingest's; what the
+    tracker made (and so the segments' heads that count it) differ only near a border."""
     assert chunked.segments == whole.segments
-    assert chunked.heads == whole.heads
-    assert chunked.detections == whole.detections
+    assert [d for d in chunked.detections if not _tracker_made(d)] == [
+        d for d in whole.detections if not _tracker_made(d)
+    ]
+    made = {d for d in chunked.detections if _tracker_made(d)}
+    made ^= {d for d in whole.detections if _tracker_made(d)}
+    assert all(any(abs(float(d[0]) - b) <= reach for b in borders) for d in made), made  # type: ignore[arg-type]
+    for seg, head_whole, head_chunked in zip(
+        whole.segments, whole.heads, chunked.heads, strict=True
+    ):
+        start, end = float(seg[0]), float(seg[1])  # type: ignore[arg-type]
+        if not any(start - reach <= b <= end + reach for b in borders):
+            assert head_chunked == head_whole
     assert chunked.track_nos == list(range(1, len(chunked.track_nos) + 1))  # renumbered
     mentioned = {int(m[1:]) for d in chunked.descriptions for m in _MENTION.findall(d)}
     assert mentioned <= set(chunked.track_nos)  # every "#N" names a track of the video
@@ -213,9 +233,9 @@ def test_a_chunked_ingest_equals_a_whole_file_ingest(
         catalog.dispose()
     assert results["chunked duration"] == results["whole duration"]
     whole, chunked = results["whole"], results["chunked"]
-    assert_same_footage(whole, chunked)
     seg = overrides["segment_seconds"]
     borders = [p.start_s for p in plan_chunks(100.0, overrides["chunk_s"], seg)[1:]]
+    assert_same_footage(whole, chunked, borders, 2 * seg)
     differing = border_differences(whole, chunked, borders, 2 * seg)
     assert differing <= len(whole.tracks) // 2
 
@@ -274,8 +294,11 @@ def test_a_long_file_is_analysed_by_two_workers_and_a_killed_chunk_is_retried_al
     long_file.parent.mkdir()
     length = join_clips(hallway * 6, long_file)
     assert length > 20 * 60
+    # One sample a second: this test is about sharing out chunks and retrying one; the
+    # tracking samples in chunks are the equality tests' above (22 min of a person mopping
+    # at 5 a second cost this test 3 min of the suite's 2 cores).
     settings = queue_settings.model_copy(
-        update={"segment_seconds": 10.0, "chunk_min_s": 600.0, "chunk_s": 300.0}
+        update={"segment_seconds": 10.0, "chunk_min_s": 600.0, "chunk_s": 300.0, "track_fps": 0.0}
     )
     catalog = Catalog(settings)
     report = enqueue(catalog, make_celery(settings), [IngestRequest(long_file, "hall", START)])
@@ -310,7 +333,9 @@ def test_a_long_file_is_analysed_by_two_workers_and_a_killed_chunk_is_retried_al
     assert all(n == 1 for no, n in attempts.items() if no != victim.chunk_no)
 
     # the same file ingested whole, in this process (on SQLite)
-    whole_settings = make_settings(tmp_path / "whole", None, onnx_spec, segment_seconds=10.0)
+    whole_settings = make_settings(
+        tmp_path / "whole", None, onnx_spec, segment_seconds=10.0, track_fps=0.0
+    )
     whole_catalog = Catalog(whole_settings)
     outcome = Ingestor(whole_catalog, whole_settings).ingest(
         IngestRequest(long_file, "hall", START)
@@ -321,7 +346,9 @@ def test_a_long_file_is_analysed_by_two_workers_and_a_killed_chunk_is_retried_al
         assert video.duration_s == outcome.duration_s and video.progress_s == video.duration_s
     whole = catalogued(whole_catalog, outcome.video_id or 0)
     chunked = catalogued(catalog, video.id)
-    assert_same_footage(whole, chunked)
+    # At one sample a second a track the chunk took up at its border (the person mopping
+    # stays a minute) carries moving regions for longer: 40 s, not two segments.
+    assert_same_footage(whole, chunked, [300.0, 600.0, 900.0, 1200.0], 40.0)
     assert border_differences(whole, chunked, [300.0, 600.0, 900.0, 1200.0], 20.0) <= 2
     catalog.dispose()
     whole_catalog.dispose()

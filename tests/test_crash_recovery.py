@@ -113,20 +113,23 @@ def test_failure_mid_video_is_recorded_and_rerun_completes(settings: Settings) -
     ingestor = Ingestor(catalog, settings)
     real = ingestor.detector
 
-    class BreaksOnThirdCall:
+    class BreaksMidVideo:
+        """Fails the 25th detection: the whole clip takes 36 (its 4 segments are detected
+        frame by frame, up to 5 frames a second where they move)."""
+
         name, threshold, calls = real.name, real.threshold, 0
 
         def detect(self, images):  # type: ignore[no-untyped-def]
             self.calls += 1
-            if self.calls == 3:
+            if self.calls == 25:
                 raise RuntimeError("GPU fell off the bus")
             return real.detect(images)
 
-    broken = Ingestor(catalog, settings, detector=BreaksOnThirdCall())  # type: ignore[arg-type]
+    broken = Ingestor(catalog, settings, detector=BreaksMidVideo())  # type: ignore[arg-type]
     outcome = broken.ingest(IngestRequest(clip(SHORT), "c"))
     assert outcome.status == "failed"
     assert "RuntimeError: GPU fell off the bus" in outcome.message
-    assert _counts(catalog)["segments"] == 2
+    assert 1 <= _counts(catalog)["segments"] < 4  # what was done before stays
     rerun = ingestor.ingest(IngestRequest(clip(SHORT), "c"))
     assert rerun.status == "done"
     counts = _counts(catalog)

@@ -110,7 +110,7 @@ PARKED_CAR = Thing(
 WALKER = Thing(
     "person",
     RED,
-    lambda t: (100 + 6 * int(t - 4), 20, 120 + 6 * int(t - 4), 70),  # 6 px/s to the right
+    lambda t: (100 + 12 * int(t - 4), 20, 120 + 12 * int(t - 4), 70),  # 12 px/s to the right
     lambda t: 4 <= t <= 15,
     lambda t: {6: 0.90625, 12: 0.9375}.get(int(t), 0.875),
 )
@@ -135,8 +135,8 @@ def test_still_segments_skip_the_detector_until_motion_or_the_minute_check() -> 
     motion = {35: 0.05, 52: 0.002, 75: 0.0019}
     results, detector = analyse([PARKED_CAR], 130, motion=lambda t: motion.get(int(t), 0.0))
     assert [r.index for r in results if r.analysed] == [0, 3, 5, 6, 12]
-    assert detector.calls == [
-        [float(t) for t in range(10 * i, 10 * i + 10)] for i in (0, 3, 5, 6, 12)
+    assert detector.calls == [  # one frame at a time, as the tracker takes them
+        [float(t)] for i in (0, 3, 5, 6, 12) for t in range(10 * i, 10 * i + 10)
     ]
     assert [r.motion for r in results[3:8]] == [0.05, 0.0, 0.002, 0.0, 0.0019]
     skipped = results[7]
@@ -153,7 +153,7 @@ def test_still_segments_skip_the_detector_until_motion_or_the_minute_check() -> 
     )
 
     everything, detector = analyse([PARKED_CAR], 130, motion=lambda t: 0.0, skip_static=False)
-    assert all(r.analysed for r in everything) and len(detector.calls) == 13
+    assert all(r.analysed for r in everything) and len(detector.calls) == 130  # every frame
 
 
 def test_an_object_that_left_while_nobody_checked_is_said_gone_at_the_next_check() -> None:
@@ -163,8 +163,8 @@ def test_an_object_that_left_while_nobody_checked_is_said_gone_at_the_next_check
     assert [r.analysed for r in results] == [True, False, False, True]
     assert results[3].description == (
         "Camera gate, 2026-11-20 22:00:30 to 22:00:40 (video 0:30-0:40). "
-        "Up to 1 person visible at once; strong motion. Tracked: 1 person (1 red). "
-        "Red person #2 appears at 22:00:34. Blue car #1 has left (last seen 22:00:09)."
+        "Up to 1 person visible at once; strong motion. Tracked: 1 person (1 red, 1 standing). "
+        "Red person #2 appears at 22:00:33, standing. Blue car #1 has left (last seen 22:00:09)."
     )
 
 
@@ -173,10 +173,11 @@ def test_tracks_are_followed_across_segments_with_their_best_view() -> None:
     assert [r.analysed for r in results] == [True, True, True]
     first, second, third = results
 
-    # A new object becomes a track on its second sighting (ByteTrack confirms it then).
+    # A new object becomes a track on its second sighting, and its first is then its too.
     at_4 = next(f for f in first.analysed_frames if f.t == 4.0).detections
-    assert at_4.label == ("car", "person") and at_4.track_nos.tolist() == [1, -1]
+    assert at_4.label == ("car", "person") and at_4.track_nos.tolist() == [1, 2]
     assert at_4.colors == ("blue", "red")
+    assert at_4.movings == (False, True)  # parked; walking from its first sighting on
     assert first.thumbnail_s == 4.0  # the first frame showing the most objects
     assert first.thumbnail is not None and first.thumbnail.shape == (120, 160, 3)
 
@@ -189,7 +190,7 @@ def test_tracks_are_followed_across_segments_with_their_best_view() -> None:
 
     assert sightings(first) == [
         (1, "car", 0.0, 9.0, 10, 0.75, 0.0, "blue", (60, 96, 3)),
-        (2, "person", 5.0, 9.0, 5, 0.90625, 6.0, "red", (60, 24, 3)),
+        (2, "person", 4.0, 9.0, 6, 0.90625, 6.0, "red", (60, 24, 3)),
     ]
     # a crop only where the view is better than any before: the car's stays the first one
     assert sightings(second) == [
@@ -203,18 +204,18 @@ def test_tracks_are_followed_across_segments_with_their_best_view() -> None:
     assert first.description == (
         "Camera gate, 2026-11-20 22:00:00 to 22:00:10 (video 0:00-0:10). "
         "Up to 1 car, 1 person visible at once; strong motion. "
-        "Tracked: 1 car (1 blue), 1 person (1 red). "
-        "Blue car #1 appears at 22:00:00. Red person #2 appears at 22:00:05."
+        "Tracked: 1 car (1 blue, 1 parked), 1 person (1 red). Blue car #1 is there from the "
+        "start (22:00:00), parked. Red person #2 appears at 22:00:04 and walked left to right."
     )
     assert second.description == (
         "Camera gate, 2026-11-20 22:00:10 to 22:00:20 (video 0:10-0:20). "
         "Up to 1 car, 1 person visible at once; strong motion. "
-        "Tracked: 1 car (1 blue), 1 person (1 red). Present throughout: blue car #1."
+        "Tracked: 1 car (1 blue, 1 parked), 1 person (1 red). Parked throughout: blue car #1."
     )
     assert third.description == (
         "Camera gate, 2026-11-20 22:00:20 to 22:00:30 (video 0:20-0:30). "
-        "Up to 1 car visible at once; strong motion. Tracked: 1 car (1 blue). "
-        "Present throughout: blue car #1. Red person #2 has left (last seen 22:00:15)."
+        "Up to 1 car visible at once; strong motion. Tracked: 1 car (1 blue, 1 parked). "
+        "Parked throughout: blue car #1. Red person #2 has left (last seen 22:00:15)."
     )
 
 
@@ -226,3 +227,50 @@ def test_an_object_seen_once_is_counted_but_never_tracked() -> None:
         "Camera gate, 2026-11-20 22:00:10 to 22:00:20 (video 0:10-0:20). "
         "Up to 1 dog visible at once; strong motion."
     )
+
+
+def test_tracking_samples_are_looked_at_only_in_seconds_that_moved() -> None:
+    """Between motion samples (1 a second) come tracking samples (5 a second, motion None);
+    the detector sees those of a second whose closing motion sample moved, and only in an
+    analysed segment."""
+    moving = {3, 4, 17}  # seconds whose motion sample moved (what happened before it)
+    frames = []
+    for i in range(100):  # 20 s at 5 a second
+        t = i / 5
+        base = i % 5 == 0
+        motion = (0.05 if int(t) in moving else 0.0) if base else None
+        frames.append(SampledFrame(t, _image([PARKED_CAR], t), motion))
+    detector = FakeDetector([PARKED_CAR], {id(f.image): f.t for f in frames})
+    policy = AnalysisPolicy(10.0, 0.002, True, 60.0, 160)
+    results = list(
+        VideoAnalysis(
+            ListSampler(frames, 20.0), detector, policy, camera="gate", started_at=START,
+            sample_fps=1.0,
+        )
+    )  # fmt: skip
+    looked = [t for call in detector.calls for t in call]
+    seg0 = [float(s) for s in range(10)]  # the minute's check: its motion samples...
+    extras = [2.2, 2.4, 2.6, 2.8, 3.2, 3.4, 3.6, 3.8]  # ...and the seconds before 3 and 4
+    assert looked[: len(seg0) + len(extras)] == sorted(seg0 + extras)
+    later = [16.2, 16.4, 16.6, 16.8, 17.0]  # the second segment moved at 17 only
+    assert looked[len(seg0) + len(extras) :] == sorted(
+        [float(s) for s in range(10, 20)] + later[:-1]
+    )
+    assert [r.frames for r in results] == [10, 10]  # motion samples only
+
+
+def test_a_camera_that_keeps_people_only_records_no_car() -> None:
+    from footage.catalog import Camera
+    from footage.settings import Settings
+
+    camera = Camera(name="gate", object_labels="person", object_min_px=15.0)
+    policy = AnalysisPolicy.from_settings(Settings(segment_seconds=10.0), camera)
+    assert policy.objects.labels == frozenset({"person"}) and policy.objects.min_px == 15.0
+    frames = [SampledFrame(float(t), _image([PARKED_CAR, WALKER], t), 0.08) for t in range(10)]
+    detector = FakeDetector([PARKED_CAR, WALKER], {id(f.image): f.t for f in frames})
+    (result,) = VideoAnalysis(
+        ListSampler(frames, 10.0), detector, policy, camera="gate", started_at=START,
+        sample_fps=1.0,
+    )  # fmt: skip
+    labels = {label for f in result.analysed_frames for label in f.detections.label}
+    assert labels == {"person"} and [s.label for s in result.sightings] == ["person"]

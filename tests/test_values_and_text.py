@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from footage.catalog import Direction, Edge, Movement
 from indexer.describe import SegmentFacts, describe_segment, plural
+from indexer.movement import MovementFacts
 from indexer.values import AnalysedFrame, Detections, TrackSighting
 
 
@@ -56,12 +58,23 @@ def _facts(**overrides: object) -> SegmentFacts:
 
 
 def test_description_of_people_and_a_parked_van() -> None:
-    van = TrackSighting(3, "truck", 10.0, 19.0, 10, 0.8, 12.0, "white", None)
-    walker = TrackSighting(9, "person", 14.0, 17.0, 4, 0.7, 15.0, "red", None)
-    gone = TrackSighting(5, "person", 2.0, 8.0, 6, 0.6, 5.0, "black", None)
+    """Who came and went, which way, and what stood still: from the tracks' movement."""
+    parked = MovementFacts(Movement.STATIONARY, 0.0, 19.0, Edge.START, Edge.END, None)
+    walked = MovementFacts(Movement.MOVING, 3.0, 0.0, Edge.LEFT, Edge.END, Direction.LEFT_TO_RIGHT)
+    gone_by = MovementFacts(Movement.MOVING, 6.0, 0.0, Edge.LEFT, Edge.INSIDE, None)
+    van = TrackSighting(3, "truck", 10.0, 19.0, 10, 0.8, 12.0, "white", None, movement=parked)
+    walker = TrackSighting(9, "person", 14.0, 17.0, 4, 0.7, 15.0, "red", None, movement=walked)
+    gone = TrackSighting(5, "person", 2.0, 8.0, 6, 0.6, 5.0, "black", None, movement=gone_by)
     frames = (
-        AnalysedFrame(14.0, _dets(["person", "person", "truck"])),
-        AnalysedFrame(15.0, _dets(["truck"])),
+        AnalysedFrame(
+            14.0,
+            _dets(["person", "person", "truck"])
+            .with_tracks(np.array([9, -1, 3]))
+            .with_moving(np.array([True, False, False])),
+        ),
+        AnalysedFrame(
+            15.0, _dets(["truck"]).with_tracks(np.array([3])).with_moving(np.array([False]))
+        ),
     )
     text_ = describe_segment(
         _facts(
@@ -70,9 +83,9 @@ def test_description_of_people_and_a_parked_van() -> None:
     )
     assert text_.startswith("Camera gate, 2026-11-20 22:00:10 to 22:00:20 (video 0:10-0:20).")
     assert "Up to 2 people, 1 truck visible at once; strong motion." in text_
-    assert "Tracked: 1 truck (1 white), 1 person (1 red)." in text_
-    assert "Red person #9 appears at 22:00:14." in text_
-    assert "Present throughout: white truck #3." in text_
+    assert "Tracked: 1 truck (1 white, 1 parked), 1 person (1 red)." in text_
+    assert "Red person #9 came in from the left at 22:00:14 and walked left to right." in text_
+    assert "Parked throughout: white truck #3." in text_
     assert "Black person #5 has left (last seen 22:00:08)." in text_
 
 

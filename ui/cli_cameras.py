@@ -32,7 +32,9 @@ def _show(cameras: list[CameraView], as_json: bool) -> None:
         out.print_json(json.dumps([c.as_dict() for c in cameras]))
         return
     now = datetime.now(UTC)
-    table = Table("camera", "source", "state", "last chunk", "lag", "retention", "time zone")
+    table = Table(
+        "camera", "source", "state", "last chunk", "lag", "retention", "time zone", "objects"
+    )
     for c in cameras:
         if not c.live:
             state = "files only"
@@ -50,11 +52,22 @@ def _show(cameras: list[CameraView], as_json: bool) -> None:
             ago(c.lag_s(now)) if c.live else "-",
             f"{c.retention_hours:g} h" if c.retention_hours else "keep",
             escape(c.timezone or "-"),
+            _objects(c),
         )
     out.print(table)
     for c in cameras:
         if c.recorder_error:
             out.print(f"[yellow]{escape(c.name)}:[/yellow] {escape(c.recorder_error)}")
+
+
+def _objects(c: CameraView) -> str:
+    """What its detections keep: labels, and box sizes when limited."""
+    parts = [", ".join(c.object_labels) if c.object_labels else "all"]
+    if c.object_min_px:
+        parts.append(f">= {c.object_min_px:g} px")
+    if c.object_max_share:
+        parts.append(f"<= {c.object_max_share:.0%} of the picture")
+    return escape("; ".join(parts))
 
 
 @cameras_app.callback()
@@ -133,8 +146,25 @@ def cameras_set(
     enable: Annotated[
         bool | None, typer.Option("--enable/--disable", help="Record it, or stop recording it.")
     ] = None,
+    objects: Annotated[
+        str | None,
+        typer.Option(
+            "--objects",
+            help="Keep only these labels of its detections (e.g. person,car,object); all: "
+            "every label.",
+        ),
+    ] = None,
+    min_box: Annotated[
+        float | None,
+        typer.Option("--min-box", help="Drop boxes whose shorter side is below this many pixels."),
+    ] = None,
+    max_box: Annotated[
+        float | None,
+        typer.Option("--max-box", help="Drop boxes larger than this share of the picture (0-1)."),
+    ] = None,
 ) -> None:
-    """Change a camera's source, time zone, retention, or whether it records."""
+    """Change a camera's source, time zone, retention, whether it records, or which objects
+    its footage keeps (from its next ingest on)."""
     if source is not None and files_only:
         raise typer.BadParameter("give --source or --files-only, not both")
     if retention_hours is not None and keep:
@@ -150,6 +180,9 @@ def cameras_set(
             timezone=timezone if timezone is not None else UNSET,
             retention_hours=None if keep else (retention_hours or UNSET),
             enabled=enable if enable is not None else UNSET,
+            object_labels=objects if objects is not None else UNSET,
+            object_min_px=min_box if min_box is not None else UNSET,
+            object_max_share=max_box if max_box is not None else UNSET,
         )
     finally:
         catalog.dispose()
