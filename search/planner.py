@@ -217,10 +217,15 @@ class Searcher:
         depth = max(50, request.limit * 8)
         per_view: dict[str, dict[int, Hit]] = {}
         models: dict[str, str] = {}
+        terms = query_terms(request, detector_labels(self.settings.detector))
+        # "an empty parking lot": no object's line can say that (they matched it on "parking")
+        scene_only = terms.empty and not terms.labels
         for view in views:
             best: dict[int, Hit] = per_view.setdefault(view.view, {})
             models[view.view] = view.model
             for kind in view.kinds:
+                if scene_only and kind == VectorKind.OBJECT_TEXT:
+                    continue
                 for hit in self.rank(request, kind, view.model, view.vectors[kind], depth, trace):
                     if hit.segment_id not in best or hit.score > best[hit.segment_id].score:
                         best[hit.segment_id] = hit
@@ -236,14 +241,20 @@ class Searcher:
                     )
         trace.lap("vectors")
         fused = fuse(per_view, self.settings.image_weight, calibrated)
-        terms = query_terms(request, detector_labels(self.settings.detector))
         objects = segment_objects(self.catalog, (f.hit.segment_id for f in fused))
         spread = normalise({f.hit.segment_id: f.rank_score for f in fused})
         judged = [
             Ranked(j.score, j.relevant or request.text is None, f.hit, spread[f.hit.segment_id])
             # an example's neighbours ("more like this", an image) are relevant by construction
             for f in fused
-            for j in [judge(terms, f.calibrated, objects[f.hit.segment_id])]
+            for j in [
+                judge(
+                    terms,
+                    f.calibrated,
+                    objects[f.hit.segment_id],
+                    object_line=f.hit.kind == VectorKind.OBJECT_TEXT,
+                )
+            ]
         ]
         judged.sort(key=lambda r: (not r.relevant, -r.score, r.hit.segment_id))
         trace.lap("relevance")
@@ -260,10 +271,8 @@ class Searcher:
 def query_terms(request: SearchRequest, vocabulary: frozenset[str]) -> Terms:
     """What the query and its filters name that detections can confirm (`vocabulary`: the
     configured detector's labels)."""
-    found = terms(request.text, vocabulary)
     filters = request.filters
-    colors = found.colors | ({filters.color} if filters.color else set())
-    return Terms(found.labels | set(filters.labels), frozenset(colors), found.empty, found.words)
+    return terms(request.text, vocabulary).with_filters(filters.labels, filters.color)
 
 
 @dataclass(frozen=True)

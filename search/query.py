@@ -98,6 +98,37 @@ def _check_query_text(text: str) -> None:
 
 
 @dataclass(frozen=True)
+class SeenBox:
+    """An object on a result's picture: its box in pixels of the original frame."""
+
+    label: str
+    color: str | None
+    track_id: int | None
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "label": self.label,
+            "color": self.color,
+            "track_id": self.track_id,
+            "box": [round(v, 1) for v in self.box],
+        }
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> SeenBox:
+        x1, y1, x2, y2 = (float(v) for v in item["box"])
+        track = item.get("track_id")
+        return cls(item["label"], item.get("color"), int(track) if track else None, x1, y1, x2, y2)
+
+
+@dataclass(frozen=True)
 class SearchResult:
     camera: str
     video: str
@@ -116,6 +147,15 @@ class SearchResult:
     crop: str | None = None
     segments: tuple[int, ...] = ()  # all segments merged into this moment
     relevant: bool = True  # False: only the nearest there is, shown as weak
+    # One object per result: a result matched on an object is about that track (its
+    # best view's second, box, whole picture and crop, and a why line about it); one
+    # matched on a description shows the keyframe and every object on it.
+    track_id: int | None = None
+    box: tuple[float, float, float, float] | None = None  # the track's, on `picture`
+    picture: str | None = None  # absolute path of the whole picture the boxes are on
+    picture_s: float | None = None  # the second `picture` shows, from the first frame
+    boxes: tuple[SeenBox, ...] = ()  # the objects on `picture`
+    frame_size: tuple[int, int] | None = None  # pixels of the original frame (the boxes')
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -136,6 +176,12 @@ class SearchResult:
             "why": self.why,
             "thumbnail": self.thumbnail,
             "crop": self.crop,
+            "track_id": self.track_id,
+            "box": [round(v, 1) for v in self.box] if self.box else None,
+            "picture": self.picture,
+            "picture_s": round(self.picture_s, 3) if self.picture_s is not None else None,
+            "boxes": [b.as_dict() for b in self.boxes],
+            "frame_size": list(self.frame_size) if self.frame_size else None,
         }
 
     @classmethod
@@ -159,7 +205,27 @@ class SearchResult:
             crop=item["crop"],
             segments=tuple(int(i) for i in item["segments"]),
             relevant=bool(item["relevant"]),
+            track_id=int(item["track_id"]) if item.get("track_id") else None,
+            box=_box(item.get("box")),
+            picture=item.get("picture"),
+            picture_s=float(item["picture_s"]) if item.get("picture_s") is not None else None,
+            boxes=tuple(SeenBox.from_dict(b) for b in item.get("boxes") or ()),
+            frame_size=_size(item.get("frame_size")),
         )
+
+
+def _box(value: Any) -> tuple[float, float, float, float] | None:
+    if not value:
+        return None
+    x1, y1, x2, y2 = (float(v) for v in value)
+    return (x1, y1, x2, y2)
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    if not value:
+        return None
+    width, height = (int(v) for v in value)
+    return (width, height)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def test_videos_moments_and_sql_equal_the_cli(service: Service) -> None:
     query = "SELECT label, count(*) AS n FROM detections_v GROUP BY label ORDER BY n DESC"
     rows = httpx.post(f"{service.url}/sql", json={"query": query}).json()
     assert rows == json.loads(_cli(service.settings, "sql", query, "-f", "json").stdout)
-    assert rows[0]["label"] == "person"
+    assert {r["label"] for r in rows[:2]} == {"person", "object"}  # passers-by; some unnamed
     every = {"query": "SELECT label, offset_s FROM detections_v", "limit": 2}
     capped = httpx.post(f"{service.url}/sql", json=every)
     assert len(capped.json()) == 2
@@ -179,7 +179,7 @@ def test_ask_answers_as_the_cli_does_and_streams(service: Service) -> None:
     )  # fmt: skip
     assert here.returncode == 0, here.stderr
     assert answer == json.loads(here.stdout)
-    assert "counted" in answer["answer"] or "person" in answer["answer"]
+    assert "counted" in answer["answer"].lower() or "person" in answer["answer"]
     with httpx.stream(
         "POST", f"{service.url}/ask", params={"stream": "true"}, json=body, timeout=120
     ) as streamed:

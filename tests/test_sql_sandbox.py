@@ -174,12 +174,19 @@ def _state(env: Env) -> dict[str, Any]:
         if env.dialect == "sqlite":
             state["journal"] = conn.execute(text("PRAGMA journal_mode")).scalar()
         else:
+            # roles are cluster-wide: other tests' catalogs make their own readers meanwhile
+            mine = reader_role(conn.execute(text("SELECT current_database()")).scalar_one())
             state["roles"] = conn.execute(
                 text(
                     "SELECT rolname, rolsuper, rolcreaterole FROM pg_roles "
-                    "WHERE rolname LIKE 'footage%' ORDER BY 1"
-                )
+                    "WHERE (rolname LIKE 'footage%' AND rolname NOT LIKE 'footage\\_reader\\_%') "
+                    "OR rolname = :mine ORDER BY 1"
+                ),
+                {"mine": mine},
             ).all()
+            state["superusers"] = conn.execute(
+                text("SELECT count(*) FROM pg_roles WHERE rolsuper OR rolcreaterole")
+            ).scalar()
     return state
 
 

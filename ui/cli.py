@@ -533,7 +533,7 @@ def ask(
 ) -> None:
     """Ask a question; get a sentence and the clips it rests on."""
     from footage.llm import LLM, load_llm
-    from search.ask.answer import Asker, AskRequest
+    from search.ask.answer import COMPUTED, Asker, AskRequest
 
     settings = _settings()
     request = AskRequest(
@@ -574,19 +574,28 @@ def ask(
         err.print(f"[yellow]Note:[/yellow] {escape(note)}")
     _moment_table("Cited", answer.citations)
     _moment_table("Also considered", answer.considered)
-    if answer.model:
+    if answer.model == COMPUTED:
+        err.print("[dim]Computed from the catalog[/dim]")
+    elif answer.model:
         err.print(f"[dim]Answered by {escape(answer.model)}[/dim]")
 
 
 def _moment_table(title: str, found: tuple[Any, ...]) -> None:
+    """The moments an answer rests on, in the zone the answer speaks in (its times are
+    the "at" column's)."""
+    from search.ask.evidence import zone_of
+
     if not found:
         return
-    table = Table("moment", "camera", "when", "video @ second to play", title=title)
+    table = Table("moment", "camera", "when", "at", "video @ second to play", title=title)
     for m in found:
+        zone = zone_of(m.zone) if m.zone else None
+        start, end = m.start_at.astimezone(zone), m.end_at.astimezone(zone)
         table.add_row(
             f"S{m.segment_id}",
             escape(m.camera),
-            f"{m.start_at.astimezone():%Y-%m-%d %H:%M:%S}-{m.end_at.astimezone():%H:%M:%S}",
+            f"{start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}",
+            escape(m.time or ""),
             escape(f"{Path(m.video).name} @ {m.at_s:.1f} s"),
         )
     out.print(table)

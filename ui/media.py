@@ -7,7 +7,9 @@ Files made here (excerpts, uploads) live in private caches (ui/private_cache.py)
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -65,6 +67,41 @@ def media_image(settings: Settings, path: str | None) -> bytes | None:
     except InvalidInput:
         return None
     return data
+
+
+Box = tuple[float, float, float, float]
+
+
+def boxed_picture(
+    settings: Settings,
+    path: str | None,
+    boxes: Sequence[Box],
+    frame_size: tuple[int, int] | None,
+    highlight: Box | None = None,
+) -> bytes | None:
+    """A whole picture (a track's best view, a keyframe) with its objects' boxes drawn:
+    the boxes are in pixels of the original frame (`frame_size`), the picture may be
+    smaller. The highlighted box (the object a result is about) is drawn thicker. None
+    when the picture cannot be shown (as `media_image`)."""
+    data = media_image(settings, path)
+    if data is None or not boxes:
+        return data
+    from PIL import Image, ImageDraw
+
+    with Image.open(io.BytesIO(data)) as opened:
+        picture = opened.convert("RGB")
+    width, height = frame_size or picture.size
+    sx, sy = picture.width / max(width, 1), picture.height / max(height, 1)
+    draw = ImageDraw.Draw(picture)
+    thin = max(1, round(picture.width / 320))
+    for box in boxes:
+        x1, y1, x2, y2 = box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
+        main = highlight is not None and tuple(box) == tuple(highlight)
+        colour = (255, 221, 0) if main or highlight is None else (120, 220, 255)
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=thin * (2 if main else 1))
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=90)
+    return out.getvalue()
 
 
 def playable_in_browser(handle: BinaryIO, name: str) -> bool:

@@ -13,7 +13,8 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 
@@ -40,6 +41,16 @@ class Moment:
     at_s: float  # the second to play
     thumbnail: str | None
     line: str  # the evidence line
+    at: datetime | None = None  # the wall-clock time of `at_s`: what an answer says
+    zone: str | None = None  # the time zone the answer speaks in
+    # A moment cited for one object: that object's track, its box on `picture` (pixels of
+    # the original frame, `frame_size`), the picture (its best view) and its crop.
+    track_id: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    picture: str | None = None
+    picture_s: float | None = None
+    crop: str | None = None
+    frame_size: tuple[int, int] | None = None
 
     def citation(self) -> dict[str, object]:
         return {
@@ -51,7 +62,49 @@ class Moment:
             "start_s": round(self.start_s, 3),
             "end_s": round(self.end_s, 3),
             "at_s": round(self.at_s, 3),
+            "at": self.local_at.isoformat() if self.local_at else None,
+            "time": self.time,
+            "track_id": self.track_id,
+            "box": [round(v, 1) for v in self.box] if self.box else None,
+            "picture": self.picture,
+            "picture_s": round(self.picture_s, 3) if self.picture_s is not None else None,
+            "crop": self.crop,
+            "frame_size": list(self.frame_size) if self.frame_size else None,
         }
+
+    @property
+    def local_at(self) -> datetime | None:
+        """`at` in the answer's zone."""
+        if self.at is None:
+            return None
+        return self.at.astimezone(zone_of(self.zone)) if self.zone else self.at
+
+    @property
+    def time(self) -> str | None:
+        """The moment's time as answers write it: "22:00:07 CET"."""
+        return clock_time(self.at, zone_of(self.zone)) if self.at and self.zone else None
+
+
+def zone_of(name: str | None) -> tzinfo:
+    """The zone `zone_name` wrote (UTC when it cannot be read back)."""
+    if not name or name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
+def zone_name(zone: tzinfo) -> str:
+    """An IANA name (or "UTC") that `zone_of` reads back."""
+    key = getattr(zone, "key", None)
+    return str(key) if key else "UTC" if zone.utcoffset(None) in (None, timedelta(0)) else str(zone)
+
+
+def clock_time(at: datetime, zone: tzinfo) -> str:
+    """A time as answers write it, to the second, with its zone: "22:00:07 CET"."""
+    local = at.astimezone(zone)
+    return f"{local:%H:%M:%S} {local.tzname() or local.strftime('%z')}"
 
 
 def _hms(at: datetime, zone: tzinfo) -> str:
@@ -140,6 +193,7 @@ def moments(
             + "; ".join(parts)
         )
         thumbnail = media_file(settings.media_dir, seg.thumbnail)
+        second = at_s.get(seg.id, seg.keyframe_s if seg.keyframe_s is not None else seg.start_s)
         found.append(
             Moment(
                 seg.id,
@@ -150,9 +204,11 @@ def moments(
                 seg.end_at,
                 seg.start_s,
                 seg.end_s,
-                at_s.get(seg.id, seg.keyframe_s if seg.keyframe_s is not None else seg.start_s),
+                second,
                 str(thumbnail) if thumbnail is not None else None,
                 line,
+                seg.start_at + timedelta(seconds=second - seg.start_s),
+                zone_name(zone),
             )
         )
     order = {segment_id: i for i, segment_id in enumerate(ids)}

@@ -1,8 +1,10 @@
 """Question understanding, mostly without the LLM: kind, cameras, time window, objects.
 
-Everything found here becomes a search filter, so retrieval only ever sees the cameras,
-the hours and the objects the question is about. Options given on the command line
-(`--camera/--since/--until`) win over what is read from the words.
+Cameras and the time window become search filters, so retrieval only ever sees the
+cameras and the hours the question is about. Objects, colours and movement are read
+softly (search/vocabulary.py): they rank what is found and never exclude it, so a near
+match ("a white car" for "a white pickup") can still be the answer. Options given on the
+command line (`--camera/--since/--until`) win over what is read from the words.
 """
 
 from __future__ import annotations
@@ -121,15 +123,22 @@ class Question:
     text: str
     kind: QuestionKind
     order: Order | None
-    filters: Filters
+    filters: Filters  # cameras and the window only: words about objects rank, not filter
     subject: str  # what to search for, without the words about time and cameras
-    terms: Terms
+    terms: Terms  # objects, colours and movement the words name, with how well each fits
     understood: tuple[str, ...]  # what was read from the words, for people to check
+    opening_s: float | None = None  # "in the first 30 seconds" of the footage, unresolved
 
     @property
     def label(self) -> str | None:
-        """The one object the question is about (counts need one)."""
+        """The object the question is about, as the detector names it exactly."""
         return sorted(self.terms.labels)[0] if self.terms.labels else None
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the catalog's tracks can answer it (it names objects the detector
+        knows): then when, yes/no and count answers are computed, not written by a model."""
+        return bool(self.terms.labels)
 
 
 def _cameras_named(text: str, known: list[str]) -> tuple[list[str], str]:
@@ -180,7 +189,7 @@ def understand(
         understood.append(f"camera {', '.join(named)} (named in the question)")
     window = parse_window(rest, now, zone)
     rest = window.rest
-    if since is None and until is None and (window.since or window.until):
+    if since is None and until is None and (window.since or window.until or window.opening_s):
         since, until = window.since, window.until
         understood.append(f"{window.describe()} (from “{'; '.join(window.phrases)}”)")
     elif since is not None or until is not None:
@@ -196,15 +205,37 @@ def understand(
         else QuestionKind.WHEN
     )
     order = Order.LAST if _LAST.search(rest) else Order.FIRST if _FIRST.search(rest) else None
-    color = sorted(found.colors)[0] if found.colors else None
-    labels = tuple(sorted(found.labels))
-    if kind is QuestionKind.SUMMARY:
-        labels, color = (), None  # a summary covers everything the cameras saw
-    if labels:
-        understood.append(f"objects: {', '.join(labels)}")
-    if color:
-        understood.append(f"colour: {color}")
+    if kind is QuestionKind.SUMMARY:  # a summary covers everything the cameras saw
+        found = Terms(frozenset(), frozenset(), found.empty, found.words)
+    understood.extend(_read_words(found))
     subject_words = [w for w in found.words if w not in _FILLER]
-    subject = " ".join(subject_words) or " ".join(labels) or rest
-    filters = Filters(cameras=cameras, since=since, until=until, labels=labels, color=color)
-    return Question(text, kind, order, filters, subject, found, tuple(understood))
+    subject = " ".join(subject_words) or " ".join(sorted(found.labels)) or rest
+    filters = Filters(cameras=cameras, since=since, until=until)
+    opening = window.opening_s if since is None and until is None else None
+    return Question(text, kind, order, filters, subject, found, tuple(understood), opening)
+
+
+def _fits(pairs: tuple[tuple[str, float], ...]) -> str:
+    """ "truck (or car, near)": the exact ones, then the near ones."""
+    exact = [name for name, f in pairs if f >= 1.0]
+    near = [name for name, f in sorted(pairs, key=lambda p: -p[1]) if 0 < f < 1.0]
+    return ", ".join(exact) + (f" (near: {', '.join(near)})" if near else "")
+
+
+def _read_words(found: Terms) -> list[str]:
+    """What was read about objects, colours and movement, for people to check."""
+    read = []
+    if found.labels:
+        read.append(f"objects: {_fits(found.label_fits)}")
+    if found.colors:
+        read.append(f"colour: {_fits(found.color_fits)}")
+    motion = found.motion
+    if motion.asked:
+        what = [
+            *([motion.pace] if motion.pace else []),
+            *(["came in"] if motion.entered else []),
+            *(["left"] if motion.exited else []),
+            *([motion.direction] if motion.direction else []),
+        ]
+        read.append(f"movement: {', '.join(what)} (from “{'; '.join(motion.phrases)}”)")
+    return read

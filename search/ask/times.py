@@ -52,6 +52,13 @@ _SPAN = re.compile(
     rf"|\b(?P<n2>\d+|{'|'.join(_NUMBER_WORDS)})\s+(?P<unit2>second|minute|hour|day|week)s?\s+ago\b",
     re.IGNORECASE,
 )
+_OPENING = re.compile(
+    rf"\b(?:in|during|within|over)\s+the\s+first\s+(?:(?P<n>\d+|{'|'.join(_NUMBER_WORDS)})\s*)?"
+    r"(?P<unit>seconds?|secs?|s|minutes?|mins?|hours?)"
+    r"(?:\s+of\s+(?:the\s+)?(?:footage|video|recording|clip|file))?(?![\w:])",
+    re.IGNORECASE,
+)
+_OPENING_UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "hour": 3600}
 _RANGE = re.compile(
     rf"\b(?:between|from)\s+(?P<a>{_CLOCK})\s+(?:and|to|till|until|-)\s+(?P<b>{_CLOCK})(?![\w:])",
     re.IGNORECASE,
@@ -71,8 +78,13 @@ class TimeWindow:
     until: datetime | None
     phrases: tuple[str, ...]  # the words read as times, as the user wrote them
     rest: str  # the question without them
+    # "in the first 30 seconds": this many seconds from the start of the footage (which
+    # only the catalog knows: the Asker resolves it)
+    opening_s: float | None = None
 
     def describe(self) -> str:
+        if self.opening_s is not None:
+            return f"the first {self.opening_s:g} s of the footage"
         if self.since and self.until:
             return f"between {_show(self.since)} and {_show(self.until)}"
         if self.since:
@@ -156,6 +168,15 @@ def parse_window(text: str, now: datetime, zone: tzinfo) -> TimeWindow:
         phrases.append(match.group(0).strip())
         rest = rest.replace(match.group(0), " ", 1)
 
+    opening_s: float | None = None
+    opening = _OPENING.search(rest)
+    if opening:
+        n_text = (opening["n"] or "1").lower()
+        n = int(n_text) if n_text.isdigit() else _NUMBER_WORDS[n_text]
+        unit = opening["unit"].lower().rstrip("s") or "s"
+        opening_s = float(n * _OPENING_UNITS[unit])
+        take(opening)
+
     span = _SPAN.search(rest)
     if span:
         n_text = (span["n"] or span["n2"] or "1").lower()
@@ -222,4 +243,4 @@ def parse_window(text: str, now: datetime, zone: tzinfo) -> TimeWindow:
 
     rest = re.sub(r"\s{2,}", " ", rest).strip()
     rest = re.sub(r"\s+([?.!,])", r"\1", rest)
-    return TimeWindow(since, until, tuple(phrases), rest)
+    return TimeWindow(since, until, tuple(phrases), rest, opening_s)

@@ -17,7 +17,7 @@ from footage.llm import LLM, load_llm
 from footage.secrets import mask_secrets
 from footage.settings import Settings
 from search.ask.answer import Answer, Asker, AskRequest
-from search.ask.evidence import Moment
+from search.ask.evidence import Moment, zone_of
 from search.ask.question import QUESTION_MAX_CHARS
 from search.planner import Searcher
 from ui.console.shared import (
@@ -31,7 +31,7 @@ from ui.console.shared import (
     searcher,
     video_facts,
 )
-from ui.media import media_image
+from ui.media import boxed_picture, media_image
 
 
 @dataclass(frozen=True)
@@ -73,15 +73,27 @@ def asker(
 
 
 def span(moment: Moment) -> str:
-    return f"{local_time(moment.start_at)} - {moment.end_at.astimezone():%H:%M:%S}"
+    """The moment's span in the zone its answer speaks in (this machine's otherwise)."""
+    if moment.zone is None:
+        return f"{local_time(moment.start_at)} - {moment.end_at.astimezone():%H:%M:%S}"
+    zone = zone_of(moment.zone)
+    start, end = moment.start_at.astimezone(zone), moment.end_at.astimezone(zone)
+    return f"{start:%Y-%m-%d %H:%M:%S} - {end:%H:%M:%S %Z}"
 
 
 def moment_card(catalog: Catalog, settings: Settings, moment: Moment, key: str) -> None:
     with st.container(border=True):
         picture, clip = st.columns([2, 3])
         picture.markdown(f"**{literal(moment.camera)}** · {literal(span(moment))}")
-        keyframe = media_image(settings, moment.thumbnail)
-        if keyframe is not None:
+        if moment.track_id is not None and moment.time:
+            picture.caption(literal(f"the answer's time: {moment.time}"))
+        boxed = boxed_picture(
+            settings, moment.picture, [moment.box] if moment.box else [], moment.frame_size
+        )
+        if boxed is not None and moment.box is not None:  # a cited object: its best view
+            seen = f" at {moment.picture_s:.1f} s" if moment.picture_s is not None else ""
+            picture.image(boxed, caption=f"the object's best view{seen}")
+        elif (keyframe := media_image(settings, moment.thumbnail)) is not None:
             picture.image(keyframe, caption="segment keyframe")
         elif moment.thumbnail:
             picture.caption("(keyframe unavailable)")

@@ -21,7 +21,7 @@ from ui.console.shared import (
     searcher,
     video_facts,
 )
-from ui.media import media_image, save_upload
+from ui.media import boxed_picture, media_image, save_upload
 
 
 def like(result: SearchResult) -> None:
@@ -90,8 +90,19 @@ def result_card(
     with st.container(border=True):
         picture, words, clip = st.columns([2, 3, 3])
         # Only images inside the media folder are shown; a broken one gets a caption.
-        keyframe = media_image(settings, result.thumbnail)
-        if keyframe is not None:
+        # One object per result: its whole picture with its box; else the keyframe with
+        # the boxes of what was detected on it.
+        boxed = boxed_picture(
+            settings,
+            result.picture,
+            [b.box for b in result.boxes],
+            result.frame_size,
+            result.box,
+        )
+        if boxed is not None and result.picture_s is not None:
+            what = "the matched object" if result.track_id is not None else "segment keyframe"
+            picture.image(boxed, caption=f"{what} at {result.picture_s:.1f} s")
+        elif (keyframe := media_image(settings, result.thumbnail)) is not None:
             picture.image(keyframe, caption="segment keyframe")
         elif result.thumbnail:
             picture.caption("(keyframe unavailable)")
