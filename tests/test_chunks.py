@@ -349,7 +349,7 @@ def test_a_long_file_is_analysed_by_two_workers_and_a_killed_chunk_is_retried_al
     # At one sample a second a track the chunk took up at its border (the person mopping
     # stays a minute) carries moving regions for longer: 40 s, not two segments.
     assert_same_footage(whole, chunked, [300.0, 600.0, 900.0, 1200.0], 40.0)
-    assert border_differences(whole, chunked, [300.0, 600.0, 900.0, 1200.0], 20.0) <= 2
+    assert border_differences(whole, chunked, [300.0, 600.0, 900.0, 1200.0], 40.0) <= 2
     catalog.dispose()
     whole_catalog.dispose()
 
