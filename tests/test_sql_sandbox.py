@@ -249,6 +249,15 @@ ABUSE = [
     ),
     ("set-config", "postgres", "SELECT set_config('role', 'postgres', false)", "set_config"),
     ("xml-runs-sql", "postgres", "SELECT query_to_xml('DELETE FROM x', true, true, '')", "xml"),
+    (
+        "ts-stat-runs-sql",
+        "postgres",
+        "SELECT * FROM ts_stat('SELECT to_tsvector(name) FROM cameras')",
+        "ts_stat",
+    ),
+    ("ts-rewrite-runs-sql", "postgres", "SELECT ts_rewrite('a'::tsquery, 'SELECT 1')", "rewrite"),
+    ("crosstab-runs-sql", "postgres", "SELECT * FROM crosstab('SELECT 1')", "crosstab"),
+    ("qualified", "postgres", "SELECT pg_catalog.ts_stat('SELECT 1')", "ts_stat"),
     ("advisory", "postgres", "SELECT pg_advisory_lock(1)", "pg_advisory_lock"),
     ("set-role", "postgres", "SET ROLE postgres", "only SELECT"),
     ("reset-role", "postgres", "RESET ROLE", "only SELECT"),
@@ -641,6 +650,18 @@ def test_parser_accepts_realistic_queries(dialect: Any, query: str) -> None:
 def test_parser_refuses_overlong_queries() -> None:
     with pytest.raises(QueryRefused, match="longer than"):
         check_query("SELECT 1" + " " * 100_000, "postgres")
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
+def test_parser_refuses_what_would_be_costly_to_parse(dialect: Any) -> None:
+    """Before the recursive parser: deep nesting (3,000 parentheses overflowed its stack),
+    and a huge token count (a 99 kB IN list took seconds of the service's CPU)."""
+    with pytest.raises(QueryRefused, match="nests parentheses 3000 deep"):
+        check_query("SELECT " + "(" * 3000 + "1" + ")" * 3000, dialect)
+    with pytest.raises(QueryRefused, match="more than 10000"):
+        check_query("SELECT 1 WHERE 1 IN (" + ",".join(["7"] * 16000) + ")", dialect)
+    check_query("SELECT 1 WHERE 1 IN (" + ",".join(["7"] * 2000) + ")", dialect)
+    check_query("SELECT " + "(" * 30 + "1" + ")" * 30, dialect)
 
 
 def _cli(env: Env, *args: str) -> Any:
