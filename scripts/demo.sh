@@ -49,8 +49,8 @@ footage ask "was there a dog at the shop on 6 Feb 2023?"
 footage ask "when did the last person leave the shop?"
 # Counts are distinct objects from the catalog, parked ones set apart; a word the detector
 # has no class for ranks instead of excluding, so the answer names the closest match.
-footage ask "how many cars were on the street camera?"
-footage ask "did a white pickup truck drive past on the street?"
+footage ask "how many cars went by on the street camera?"
+footage ask "was there a white pickup truck on the street camera?"
 
 # Live cameras: a camera is a stream URL (RTSP, HTTP, HLS, ...); here a shared clip stands
 # in for one, sent at its own pace. `footage record` cuts it into chunk files, each indexed
