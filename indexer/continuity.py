@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from footage.catalog import Camera, Detection, Edge, Track, Video, VideoStatus
+from indexer.boxes import iou
 from indexer.tracking import family
 
 _GAP_S = 5.0  # the next video starts at most this long after the previous one ended
@@ -33,14 +34,6 @@ def _box(session: Session, track_id: int, last: bool) -> tuple[float, float, flo
         .limit(1)
     ).one()
     return (d[0], d[1], d[2], d[3])
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _neighbours(session: Session, video: Video) -> tuple[Video | None, Video | None]:
@@ -92,9 +85,9 @@ def _link(session: Session, earlier: Video, later: Video) -> int:
         for b in starting:
             if (
                 b.label in family(a.label)
-                and (iou := _iou(last, _box(session, b.id, False))) >= _MIN_IOU
+                and (overlap := iou(last, _box(session, b.id, False))) >= _MIN_IOU
             ):
-                pairs.append((iou, a, b))
+                pairs.append((overlap, a, b))
     linked, taken_a, taken_b = 0, set(), set()
     for _, a, b in sorted(pairs, key=lambda p: -p[0]):
         if a.id in taken_a or b.id in taken_b:

@@ -33,6 +33,7 @@ from footage.catalog import (
 from footage.db import Catalog
 from footage.settings import Settings
 from indexer.backfill import video_segment_text_vectors, video_track_vectors
+from indexer.boxes import iou
 from indexer.chunks import CHUNKS_OWNER, preroll_start, rows_changed
 from indexer.claims import Claim, Claims, Heartbeat, now, owner_gone, owner_name
 from indexer.continuity import link_camera_neighbours
@@ -55,14 +56,6 @@ class JoinReport:
     duration_s: float
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def border_matches(border: Sequence[BorderBox], before: Sequence[BorderBox]) -> dict[int, int]:
     """Later chunk's track → earlier chunk's track, where the later one's pre-roll boxes are
     the earlier one's written boxes (same frame, same label, IoU >= 0.5), by most votes;
@@ -73,9 +66,9 @@ def border_matches(border: Sequence[BorderBox], before: Sequence[BorderBox]) -> 
     votes: Counter[tuple[int, int]] = Counter()
     for box in border:
         candidates = [
-            (iou, other.track_no)
+            (overlap, other.track_no)
             for other in by_time.get(round(box.t, 3), [])
-            if other.label == box.label and (iou := _iou(box.box, other.box)) >= _STITCH_IOU
+            if other.label == box.label and (overlap := iou(box.box, other.box)) >= _STITCH_IOU
         ]
         if candidates:
             votes[(box.track_no, max(candidates)[1])] += 1

@@ -34,6 +34,7 @@ import lap
 import numpy as np
 import numpy.typing as npt
 
+from indexer.boxes import iou_matrix
 from indexer.objects import STATIC_CLASSES
 from indexer.values import BoolArray, Detections, FloatArray, IntArray
 
@@ -205,19 +206,6 @@ class _Track:
         return bool(self.moving) and speed >= _MOVING
 
 
-def _iou_matrix(a: Array, b: Array) -> Array:
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
 def _inside(box: Array, others: list[Array]) -> float:
     """The largest share of `box` inside one of `others`."""
     if not others:
@@ -377,7 +365,7 @@ class Tracker:
             for b in seen[a_i + 1 :]:
                 if (
                     labels[b] in family(labels[a])
-                    and _iou_matrix(boxes[a][None], boxes[b][None])[0, 0] < 0.1
+                    and iou_matrix(boxes[a][None], boxes[b][None])[0, 0] < 0.1
                 ):
                     self._apart.append(1.0 - float(asked[a] @ asked[b]))
 
@@ -458,7 +446,7 @@ class Tracker:
             unseen = max(self._clock - track.last_t, dt)
             buffer = config.buffer + config.buffer_per_s * unseen
             predicted = _buffered(_box(track.kalman.x)[None], buffer)
-            cost[ti] = 1.0 - _iou_matrix(predicted, _buffered(boxes, buffer))[0]
+            cost[ti] = 1.0 - iou_matrix(predicted, _buffered(boxes, buffer))[0]
             cost[ti][cost[ti] > 1.0 - config.min_iou] = _NO
         for ti, track in enumerate(tracks):
             label, unseen = track.label, max(self._clock - track.last_t, dt)
@@ -501,7 +489,7 @@ class Tracker:
                 box = boxes[di]
                 if np.hypot(*((box[:2] + box[2:]) / 2 - centre)) > reach:
                     continue
-                near = 1.0 - _iou_matrix(track.box[None], box[None])[0, 0]
+                near = 1.0 - iou_matrix(track.box[None], box[None])[0, 0]
                 if track.feature is not None and di in vectors:
                     look = 1.0 - float(track.feature @ vectors[di])
                     if look > self._gate():
