@@ -8,11 +8,13 @@ only; users' SQL cannot read that table).
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -25,6 +27,7 @@ from footage.db import Catalog
 from footage.errors import InvalidInput, NotFound
 from footage.names import camera_name
 from footage.secrets import mask_url
+from footage.settings import CAMERA_NETWORKS
 
 # What PyAV/FFmpeg reads as a live stream. file: and plain paths play a file as a stream.
 STREAM_SCHEMES = frozenset(
@@ -101,8 +104,53 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def checked_source(url: str) -> str:
-    """A stream URL FFmpeg can read (or a video file's path), else InvalidInput saying why."""
+# FFmpeg URL options that make it listen (wait for a sender) instead of connecting out:
+# a camera must be something footage connects to.
+_LISTENING = {"listen", "localport", "localaddr", "local_port", "rtsp_flags", "listen_timeout"}
+_LISTENING_MODES = {"listener", "rendezvous", "server"}
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """Where a camera's source may point: hosts in `networks` (private ranges by default:
+    FOOTAGE_CAMERA_NETWORKS), or anywhere when `any_address` (an explicit flag). Loopback
+    is not a camera network: a camera at http://127.0.0.1:5432/ made the recorder talk to
+    PostgreSQL."""
+
+    networks: tuple[str, ...] = CAMERA_NETWORKS
+    any_address: bool = False
+
+    def check_host(self, host: str, url: str) -> None:
+        """Raises InvalidInput when `host` (a name: every address it resolves to) is outside
+        the networks, unless any address is allowed."""
+        if self.any_address:
+            return
+        flag = "--any-address"
+        try:
+            addresses = {ipaddress.ip_address(host)}
+        except ValueError:
+            try:
+                found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            except (OSError, UnicodeError) as exc:
+                raise InvalidInput(
+                    f"cannot resolve the camera's host {host!r} ({exc}); check the name, or "
+                    f"add it with {flag} to skip the check of its network"
+                ) from None
+            addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found}
+        networks = [ipaddress.ip_network(n, strict=False) for n in self.networks]
+        outside = sorted(str(a) for a in addresses if not any(a in network for network in networks))
+        if outside:
+            raise InvalidInput(
+                f"the camera's host {host} is {', '.join(outside)}, outside the camera "
+                f"networks ({', '.join(self.networks)}; FOOTAGE_CAMERA_NETWORKS): a source "
+                f"may not point at this machine or an internal service. Give {flag} if this "
+                f"really is a camera: {mask_url(url)}"
+            )
+
+
+def checked_source(url: str, policy: SourcePolicy | None = None) -> str:
+    """A stream URL FFmpeg can read (or a video file's path), else InvalidInput saying why:
+    never one that makes FFmpeg listen, and only to hosts `policy` allows."""
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("the camera's source is empty; give e.g. rtsp://host:554/stream1")
     url = url.strip()
@@ -129,8 +177,22 @@ def checked_source(url: str) -> str:
             f"{scheme}:// is not a stream footage can record; use one of "
             + ", ".join(sorted(STREAM_SCHEMES))
         )
-    if scheme != "file" and not parts.hostname:
+    if scheme == "file":
+        return url
+    if not parts.hostname:
         raise InvalidInput(f"the source names no host: {mask_url(url)}")
+    options = {k.lower(): v.lower() for k, v in parse_qsl(parts.query, keep_blank_values=True)}
+    listening = sorted(
+        k for k, v in options.items() if k in _LISTENING or (k == "mode" and v in _LISTENING_MODES)
+    )
+    host = parts.hostname.strip("[]")
+    if listening or host in ("0.0.0.0", "::"):
+        said = ", ".join(listening) or f"the address {host}"
+        raise InvalidInput(
+            f"the source would make footage listen for a sender ({said}), not connect to a "
+            f"camera: {mask_url(url)}"
+        )
+    (policy or SourcePolicy()).check_host(host, url)
     return url
 
 
@@ -242,11 +304,12 @@ def add_camera(
     timezone: str | None = None,
     retention_hours: float | None = None,
     enabled: bool = True,
+    policy: SourcePolicy | None = None,
 ) -> CameraView:
     """A new camera (live when `source` is given). A camera that exists only because files
     were ingested under its name becomes live; one that has a source already is refused."""
     name = camera_name(name)
-    url = checked_source(source) if source is not None else None
+    url = checked_source(source, policy) if source is not None else None
     tz = checked_timezone(timezone) if timezone else None
     keep = checked_retention(retention_hours)
     with catalog.unit_of_work() as session:
@@ -292,6 +355,7 @@ def update_camera(
     object_labels: object = UNSET,
     object_min_px: object = UNSET,
     object_max_share: object = UNSET,
+    policy: SourcePolicy | None = None,
 ) -> CameraView:
     """Change what is given; `source=None` makes the camera a files-only one again. The
     object_* settings say what its detections keep from then on (footage ingested before
@@ -299,7 +363,7 @@ def update_camera(
     with catalog.unit_of_work() as session:
         camera = _named(session, name)
         if source is not UNSET:
-            _set_source(session, camera, checked_source(str(source)) if source else None)
+            _set_source(session, camera, checked_source(str(source), policy) if source else None)
         if timezone is not UNSET:
             camera.timezone = checked_timezone(str(timezone)) if timezone else None
         if retention_hours is not UNSET:

@@ -25,6 +25,15 @@ class Unavailable(FootageError):
     """A service or model that the request needs cannot be reached or loaded."""
 
 
+class Busy(FootageError):
+    """The service is doing as much of this at once as it is allowed to: try again shortly
+    (HTTP 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class QueryError(FootageError):
     """A user's SQL query failed: the database's message (first line), or a limit it hit."""
 

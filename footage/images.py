@@ -1,8 +1,9 @@
 """Example images from users (search by image, console uploads), checked before decoding.
 
 A small file can claim a huge picture (a 1 MB PNG of 20000x20000 decodes to 1.2 GB), so
-the byte size is checked before reading and the pixel count from the header before
-decoding (Pillow's `Image.open` reads only the header). Only common still-image formats
+the byte size is checked before reading, and the pixel count and the decoded size
+(pixels x channels x bit depth) from the header before decoding (Pillow's `Image.open`
+reads only the header). Only common still-image formats
 are parsed; an animated image gives its first frame; EXIF orientation is applied.
 """
 
@@ -46,10 +47,13 @@ _DECODE_ERRORS = (
 class ImageLimits:
     max_bytes: int
     max_pixels: int
+    max_decoded_bytes: int  # the samples the file holds: pixels x channels x bit depth
 
     @classmethod
     def of(cls, settings: Settings) -> ImageLimits:
-        return cls(settings.max_image_bytes, settings.max_image_pixels)
+        return cls(
+            settings.max_image_bytes, settings.max_image_pixels, settings.max_image_decoded_bytes
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,13 @@ def decode_image(data: bytes, name: str, limits: ImageLimits) -> CheckedImage:
             width, height = image.size
             if width * height > limits.max_pixels:
                 raise InvalidInput(_too_many_pixels(name, width, height, limits.max_pixels))
+            decoded = decoded_bytes(image, data)
+            if decoded > limits.max_decoded_bytes:
+                raise InvalidInput(
+                    f"image {name} is {width}x{height} and decodes to {decoded:,} bytes; at "
+                    f"most {limits.max_decoded_bytes:,} are accepted "
+                    "(FOOTAGE_MAX_IMAGE_DECODED_BYTES): give a smaller image"
+                )
             animated = bool(getattr(image, "is_animated", False))
             image.seek(0)
             kind = str(image.format)
@@ -138,6 +149,23 @@ def decode_image(data: bytes, name: str, limits: ImageLimits) -> CheckedImage:
             "it may be truncated or damaged"
         ) from exc
     return CheckedImage(pixels, kind, animated)
+
+
+# PNG colour type -> samples per pixel (the IHDR chunk; Pillow does not say the depth)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_WIDE_MODES = {"I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2}
+
+
+def decoded_bytes(image: Image.Image, data: bytes) -> int:
+    """What decoding the opened `image` (from `data`) produces, read from its header: a
+    PNG's own depth (a 16-bit RGBA PNG inflates 8 bytes a pixel: 6300x6300 cost 13 s of
+    CPU and 480 MB), else the mode's bytes a pixel."""
+    width, height = image.size
+    if image.format == "PNG" and len(data) >= 26 and data[12:16] == b"IHDR":
+        depth, colour = data[24], data[25]
+        return width * height * _PNG_CHANNELS.get(colour, 4) * max(depth, 8) // 8
+    per_band = _WIDE_MODES.get(image.mode, 1)
+    return width * height * len(image.getbands()) * per_band
 
 
 def _pillow_open() -> Callable[..., Image.Image]:

@@ -16,6 +16,20 @@ LABEL_MAX = 64  # detections.label is String(64)
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
+def printable(text: str) -> str:
+    """`text` with each character a name may not hold shown as its escape (`\\x1b`,
+    `\\n`, `\\u202e`): for a terminal, where an escape sequence or a line break in a file
+    name would otherwise act (recolour, retitle, fake a line of output)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char.encode("unicode_escape").decode()
+        if unicodedata.category(char) in _REFUSED_CATEGORIES
+        else char
+        for char in text
+    )
+
+
 def checked_name(value: str, what: str, max_chars: int) -> str:
     """`value` if it is 1..max_chars printable characters, else InvalidInput saying why."""
     if not isinstance(value, str):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Where cameras are: private ranges (RFC 1918, carrier-grade NAT, link-local, IPv6 unique
+# and link-local), never loopback.
+CAMERA_NETWORKS = (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+    "fc00::/7", "fe80::/10",
+)  # fmt: skip
 
 # A host name, an IPv4 or IPv6 address, or "*.domain" (every name under a domain).
 _HOST = re.compile(
@@ -136,6 +144,13 @@ class Settings(BaseSettings):
     sql_max_bytes: int = Field(
         64 * 1024 * 1024, ge=1024, description="At most this many bytes of result values."
     )
+    sql_max_concurrent: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="At most this many users' queries run at once per process (more: 'busy', "
+        "HTTP 429); with FOOTAGE_SQL_MAX_BYTES this bounds the result bytes held at once.",
+    )
     sql_reader_url: str | None = Field(
         None,
         description="PostgreSQL: the read-only role users' SQL runs as (default: the role the "
@@ -190,6 +205,12 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         40_000_000, ge=1, description="Example images larger than this are refused unread."
     )
+    max_image_decoded_bytes: int = Field(
+        128 * 1024 * 1024,
+        ge=1024,
+        description="Example images that decode to more (pixels x channels x bit depth) are "
+        "refused unread.",
+    )
     max_image_bytes: int = Field(
         20 * 1024 * 1024, ge=1024, description="Example image files larger than this are refused."
     )
@@ -243,10 +264,25 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None,
         description="When set, the service answers only requests bearing it (Authorization: "
-        "Bearer ...), and the CLI sends it; /health stays open.",
+        "Bearer ...), and the CLI sends it; /health stays open (states only). Required to "
+        "serve beyond loopback.",
     )
     api_timeout_s: float = Field(
         120.0, gt=0.0, le=3600.0, description="The CLI gives up on the service after this."
+    )
+    api_header_timeout_s: float = Field(
+        10.0,
+        gt=0.0,
+        le=600.0,
+        description="A connection to the service that has not sent a request's headers this "
+        "long after connecting (or after its last answer) is closed.",
+    )
+    ask_max_waiting: int = Field(
+        8,
+        ge=0,
+        le=1000,
+        description="Questions the service holds while one is being answered; more are "
+        "answered 'busy' (HTTP 429).",
     )
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
         ("localhost", "127.0.0.1", "::1"),
@@ -256,6 +292,12 @@ class Settings(BaseSettings):
     )
 
     # -- live cameras (footage record) ---------------------------------------------------
+    camera_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        CAMERA_NETWORKS,
+        description="Networks a camera's source may point at (comma-separated CIDRs; "
+        "private ranges by default, not loopback); elsewhere needs `cameras add ... "
+        "--any-address`.",
+    )
     record_dir: Path | None = Field(
         None, description="Where recorded chunk files go; default: data_dir/recordings."
     )
@@ -323,6 +365,22 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         """An empty FOOTAGE_API_TOKEN / _URL (compose's `${X:-}`) means not set."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("camera_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        names = value.split(",") if isinstance(value, str) else value
+        if not isinstance(names, list | tuple):
+            return value
+        networks = tuple(str(n).strip() for n in names if str(n).strip())
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is not a network; give CIDRs like 10.0.0.0/8,192.168.1.0/24"
+                ) from None
+        return networks
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

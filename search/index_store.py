@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -42,6 +43,14 @@ class IndexKey:
         return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.kind}__{self.model}")
 
 
+def _vector(data: bytes | None, dim: int) -> np.ndarray | None:
+    """`data` as `dim` float32 values, or None when it is not that (or not finite)."""
+    if data is None or len(data) != dim * 4 or dim == 0:
+        return None
+    vector = np.frombuffer(data, np.float32)
+    return vector if np.isfinite(vector).all() else None
+
+
 def index_params(settings: Settings) -> IndexParams:
     return IndexParams(settings.exact_index_max, settings.ivf_nlist, settings.ivf_nprobe)
 
@@ -56,6 +65,7 @@ class IndexStore:
         self._counted: dict[IndexKey, float] = {}  # when each open index was last recounted
         self.recheck_s = settings.index_recheck_s
         self._guards_lock = threading.Lock()
+        self._skipped: dict[IndexKey, set[int]] = {}  # bad rows' ids, per index
 
     def path(self, key: IndexKey) -> Path:
         return self.folder / f"{key.slug}.faiss"
@@ -64,7 +74,13 @@ class IndexStore:
         """No two processes write one snapshot."""
         return file_lock(self.folder / f"{key.slug}.lock")
 
-    def _rows(self, key: IndexKey, after: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _rows(
+        self, key: IndexKey, after: int, dim: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) in id order above `after`. A row whose bytes are not `dim` finite
+        float32 values (a truncated write, a hand-edited row) is skipped and remembered:
+        one bad row used to fail every rebuild, and with it every search. `dim`, when not
+        given, is the most common length of the first rows."""
         last = after
         while True:
             with self.catalog.engine.connect() as conn:
@@ -80,10 +96,39 @@ class IndexStore:
                 ).all()
             if not rows:
                 return
-            ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-            vectors = np.stack([np.frombuffer(r[1], np.float32) for r in rows])
-            last = int(ids[-1])
-            yield ids, vectors
+            last = int(rows[-1][0])
+            if dim is None:
+                sizes = Counter(len(r[1] or b"") for r in rows)
+                dim = sizes.most_common(1)[0][0] // 4
+            good: list[tuple[int, np.ndarray]] = []
+            bad: list[int] = []
+            for row_id, data in rows:
+                vector = _vector(data, dim)
+                if vector is None:
+                    bad.append(int(row_id))
+                else:
+                    good.append((int(row_id), vector))
+            if bad:
+                self._note_skipped(key, bad)
+            if good:
+                ids = np.fromiter((g[0] for g in good), np.int64, len(good))
+                yield ids, np.stack([g[1] for g in good])
+
+    def _note_skipped(self, key: IndexKey, ids: list[int]) -> None:
+        found = self._skipped.setdefault(key, set())
+        found.update(ids)
+        shown = ", ".join(map(str, sorted(ids)[:10])) + (" ..." if len(ids) > 10 else "")
+        log.warning(
+            "%s: skipped %d vector row(s) that are not whole vectors (embeddings ids %s); "
+            "re-ingest their videos to embed them again",
+            key.slug,
+            len(ids),
+            shown,
+        )
+
+    def skipped(self, key: IndexKey) -> list[int]:
+        """Embedding ids of rows the index left out because their bytes are not a vector."""
+        return sorted(self._skipped.get(key, ()))
 
     def _count(self, key: IndexKey, up_to: int) -> int:
         with self.catalog.engine.connect() as conn:
@@ -119,15 +164,16 @@ class IndexStore:
         if not self._any(key):
             self.path(key).unlink(missing_ok=True)
             raise NoVectors(f"no {key.kind} vectors of {key.model} in the catalog")
+        self._skipped.pop(key, None)
         chunks = list(self._rows(key, after=0))
         if not chunks:
             self.path(key).unlink(missing_ok=True)
-            raise NoVectors(f"no {key.kind} vectors of {key.model} in the catalog")
+            raise NoVectors(f"no usable {key.kind} vectors of {key.model} in the catalog")
         ids = np.concatenate([c[0] for c in chunks])
         vectors = np.concatenate([c[1] for c in chunks])
         index = VectorIndex.build(ids, vectors, self.params)
-        watermark = int(ids.max())
-        index.save(self.path(key), {"watermark": watermark, "count": len(index)})
+        watermark = max(int(ids.max()), max(self._skipped.get(key, {0})))
+        index.save(self.path(key), self._meta(key, index, watermark))
         self._open[key] = (index, watermark)
         self._counted[key] = time.monotonic()
         log.info("built %s index of %d vectors", key.slug, len(index))
@@ -143,16 +189,21 @@ class IndexStore:
             index, watermark = self._load(key)
             if index is None:
                 return self._rebuild(key)
-            added = 0
-            for ids, vectors in self._rows(key, after=watermark):
+            added, skipped = 0, len(self._skipped.get(key, ()))
+            for ids, vectors in self._rows(key, after=watermark, dim=index.dim):
                 index.add(ids, vectors)
                 watermark, added = int(ids[-1]), added + len(ids)
+            if len(self._skipped.get(key, ())) > skipped:  # bad rows above the last good one
+                watermark = max(watermark, max(self._skipped[key]))
             if index.exact and len(index) > self.params.exact_max:
                 return self._rebuild(key)  # grown past exact search: switch to IVF
-            if added:
-                index.save(self.path(key), {"watermark": watermark, "count": len(index)})
+            if added or len(self._skipped.get(key, ())) > skipped:
+                index.save(self.path(key), self._meta(key, index, watermark))
             self._open[key] = (index, watermark)
             return index
+
+    def _meta(self, key: IndexKey, index: VectorIndex, watermark: int) -> dict[str, object]:
+        return {"watermark": watermark, "count": len(index), "skipped": self.skipped(key)}
 
     def _guard(self, key: IndexKey) -> threading.RLock:
         with self._guards_lock:
@@ -183,6 +234,8 @@ class IndexStore:
             try:
                 index, meta = VectorIndex.load(self.path(key), self.params)
                 watermark = int(meta["watermark"])  # type: ignore[call-overload]
+                skipped = meta.get("skipped", [])
+                self._skipped[key] = set(map(int, skipped))  # type: ignore[call-overload]
             except SnapshotUnusable as exc:
                 if self.path(key).exists():
                     log.warning("rebuilding %s: %s", key.slug, exc)
@@ -194,7 +247,7 @@ class IndexStore:
         now = time.monotonic()
         if key in self._counted and now - self._counted[key] < self.recheck_s:
             return index, watermark
-        if self._count(key, watermark) != len(index):
+        if self._count(key, watermark) != len(index) + len(self._skipped.get(key, ())):
             log.info("index %s is stale (vectors were removed); rebuilding", key.slug)
             return None, 0
         self._counted[key] = now

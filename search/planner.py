@@ -79,7 +79,10 @@ class Searcher:
         if request.like_segment is not None:
             return self._like(request.like_segment)
         example: CheckedImage | None = None
-        if request.image is not None:  # checked first: bad input is reported before models
+        if request.image is not None:
+            # Refused before the file is read when nothing could use it; then checked
+            # (bad input is reported before models load).
+            self.check_image_search()
             example = load_image(request.image, ImageLimits.of(self.settings))
             if example.frames_skipped:
                 trace.notices.append(f"{request.image.name} is animated: its first frame is used")
@@ -114,11 +117,28 @@ class Searcher:
                 )
             except EmbedderUnavailable as exc:
                 trace.notices.append(f"image similarity is off: {exc}")
-        elif request.image is not None:
-            trace.notices.append("image similarity is off: FOOTAGE_EMBED_IMAGES is false")
         if not views:
             raise EmbedderUnavailable("; ".join(trace.notices) or "no embedding model is enabled")
         return views
+
+    def image_similarity_off(self) -> str | None:
+        """Why an example image cannot be searched here, or None when it may be (cheap: the
+        settings and one indexed lookup; whether CLIP loads is known when it is used)."""
+        if not self.settings.embed_images:
+            return "FOOTAGE_EMBED_IMAGES is false"
+        if not self._any_image_vectors():
+            return (
+                f"nothing was embedded with CLIP {Path(self.settings.clip_pretrained).name} "
+                "yet (footage doctor)"
+            )
+        return None
+
+    def check_image_search(self) -> None:
+        """Raises EmbedderUnavailable, before any image is read or decoded, when searching
+        by an example image cannot work here."""
+        off = self.image_similarity_off()
+        if off is not None:
+            raise EmbedderUnavailable(f"image similarity is off: {off}")
 
     def _any_image_vectors(self) -> bool:
         """Whether the catalog holds any image vectors (one indexed lookup)."""

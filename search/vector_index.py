@@ -88,6 +88,10 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
     def add(self, ids: IdArray, vectors: np.ndarray) -> None:
         if not len(ids):
             return

@@ -57,6 +57,7 @@ FAST_MODULES = frozenset(
     {
         "test_appearance",
         "test_bad_input",
+        "test_camera_sources",
         "test_colors",
         "test_decode",
         "test_deploy_files",

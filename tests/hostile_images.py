@@ -15,8 +15,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _ihdr(width: int, height: int) -> bytes:
-    return _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))  # 8-bit RGB
+def _ihdr(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
+    """Default: 8-bit RGB; colour 6 is RGBA."""
+    return _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0))
 
 
 def png_bomb(width: int, height: int) -> bytes:
@@ -30,10 +31,11 @@ def png_bomb(width: int, height: int) -> bytes:
     return PNG_SIGNATURE + _ihdr(width, height) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
-def png_header_only(width: int, height: int) -> bytes:
+def png_header_only(width: int, height: int, depth: int = 8, colour: int = 2) -> bytes:
     """A PNG whose header claims `width` x `height` and whose data is a few bytes."""
     idat = zlib.compress(b"\0" * 16)
-    return PNG_SIGNATURE + _ihdr(width, height) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    header = _ihdr(width, height, depth, colour)
+    return PNG_SIGNATURE + header + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:

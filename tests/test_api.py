@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -41,7 +42,7 @@ def serving(settings: Settings, log: Path, **env: str) -> Iterator[str]:
     with open(log, "w") as out:
         server = subprocess.Popen(
             [*FOOTAGE_CLI, "serve", "--port", str(port)],
-            env=cli_env(settings, FOOTAGE_LLM_BACKEND="none", **env),
+            env=cli_env(settings, **{"FOOTAGE_LLM_BACKEND": "none", **env}),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -112,6 +113,8 @@ def test_health_says_what_is_loaded(service: Service) -> None:
         "/media/videos/{video_id}",
     } <= set(spec["paths"])
     assert httpx.get(f"{service.url}/docs").status_code == 200
+    assert health["questions"] == {"answering": 0, "waiting": 0, "abandoned": 0}
+    assert str(service.settings.data_dir) not in json.dumps(health)
 
 
 @pytest.mark.parametrize(
@@ -277,23 +280,89 @@ def test_bad_input_is_a_clear_4xx_and_changes_nothing(
     assert _catalog_counts(service.settings) == before
 
 
-def test_uploads_are_checked_before_anything_is_kept(service: Service) -> None:
+def test_uploads_are_refused_unread_when_image_similarity_is_off(service: Service) -> None:
+    """Nothing here could search by an image (FOOTAGE_EMBED_IMAGES=false): an upload is
+    refused before its body is read, so a hostile picture costs nothing. (What is checked in
+    a picture when it can be used: tests/test_inputs.py and the console's upload tests.)"""
     uploads = service.settings.cache_dir / "uploads"
     before = sorted(uploads.glob("*")) if uploads.exists() else []
     url = f"{service.url}/search/image"
-    not_image = httpx.post(url, files={"image": ("x.jpg", b"%PDF-1.4 not a picture")})
-    assert not_image.status_code == 400 and "image" in not_image.json()["detail"]
-    big = service.settings.max_image_bytes + 10
-    too_big = httpx.post(url, files={"image": ("big.jpg", b"\xff" * big)})
-    assert too_big.status_code == 413 and "FOOTAGE_MAX_IMAGE_BYTES" in too_big.json()["detail"]
-    missing = httpx.post(url)
-    assert missing.status_code == 400 and "image" in missing.json()["detail"]
-    assert (sorted(uploads.glob("*")) if uploads.exists() else []) == before
-    # a real picture: accepted, then image similarity is off here (FOOTAGE_EMBED_IMAGES=false)
     result = httpx.get(f"{service.url}/search", params={"q": "person", "limit": 1}).json()[0]
     real = Path(result["thumbnail"]).read_bytes()
-    off = httpx.post(url, files={"image": ("door.jpg", real)})
-    assert off.status_code == 503 and "image similarity is off" in off.json()["detail"]
+    for files in ({"image": ("door.jpg", real)}, {"image": ("x.jpg", b"%PDF-1.4")}):
+        off = httpx.post(url, files=files)
+        assert off.status_code == 503 and "image similarity is off" in off.json()["detail"]
+    assert (sorted(uploads.glob("*")) if uploads.exists() else []) == before
+
+
+def _send_body(url: str, path: str, head: dict[str, str], total: int) -> tuple[int, int]:
+    """Sends a request whose body is `total` zero bytes in 1 MiB pieces, on a raw socket;
+    returns (status, bytes sent before the answer came or the server closed)."""
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        lines = [
+            f"POST {path} HTTP/1.1",
+            f"Host: {host}:{port}",
+            *(f"{k}: {v}" for k, v in head.items()),
+        ]
+        conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        chunked = head.get("Transfer-Encoding") == "chunked"
+        piece, sent = b"\0" * 2**20, 0
+        conn.setblocking(False)
+        answer = b""
+        while sent < total and not answer:
+            try:
+                answer = conn.recv(65536)
+                break
+            except BlockingIOError:
+                pass
+            try:
+                framed = b"100000\r\n" + piece + b"\r\n" if chunked else piece
+                conn.setblocking(True)
+                conn.sendall(framed)
+                conn.setblocking(False)
+                sent += len(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        conn.setblocking(True)
+        while b"\r\n" not in answer:
+            more = conn.recv(65536)
+            if not more:
+                break
+            answer += more
+    return int(answer.split(b" ", 2)[1]), sent
+
+
+@pytest.mark.parametrize(
+    ("path", "head", "status"),
+    [
+        # a declared length past the cap: refused before a byte is read
+        ("/sql", {"Content-Type": "application/json", "Content-Length": "300000000"}, 413),
+        (
+            "/search/image",
+            {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": "300000000"},
+            413,
+        ),  # fmt: skip
+        # a body that only says how long it is as it comes: cut once past the cap
+        ("/sql", {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, 413),
+        # refused before the body is read (nothing could search by an image here)
+        (
+            "/search/image",
+            {"Content-Type": "multipart/form-data; boundary=x", "Transfer-Encoding": "chunked"},
+            503,
+        ),  # fmt: skip
+    ],
+)
+def test_a_big_body_is_refused_without_being_read(
+    service: Service, path: str, head: dict[str, str], status: int
+) -> None:
+    """A 300 MB upload was spooled whole to disk before the 413; a JSON body is read whole
+    into memory. Now the service stops reading at the route's cap."""
+    got, sent = _send_body(service.url, path, head, 300 * 2**20)
+    assert got == status
+    assert sent < 64 * 2**20, f"{sent / 2**20:.0f} MiB were taken before the answer"
 
 
 # -- the token, the CLI's errors ---------------------------------------------------------------
@@ -301,8 +370,13 @@ def test_a_token_guards_everything_but_health_and_never_shows(
     service: Service, tmp_path: Path
 ) -> None:
     with serving(service.settings, tmp_path / "serve.log", FOOTAGE_API_TOKEN=TOKEN) as url:
-        assert httpx.get(f"{url}/health").status_code == 200
-        for path in ["/search?q=car", "/videos", "/media/videos/1", "/moments/1"]:
+        open_health = httpx.get(f"{url}/health")
+        assert open_health.status_code == 200
+        assert open_health.json()["llm"] == {"state": "off"}  # states, never paths
+        detailed = httpx.get(f"{url}/health", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert detailed.json()["llm"]["detail"] == "FOOTAGE_LLM_BACKEND=none"
+        paths = ["/search?q=car", "/videos", "/media/videos/1", "/moments/1", "/docs"]
+        for path in (*paths, "/openapi.json"):
             refused = httpx.get(f"{url}{path}")
             assert refused.status_code == 401 and "Bearer" in refused.json()["detail"]
             wrong = httpx.get(f"{url}{path}", headers={"Authorization": "Bearer nope"})
@@ -367,6 +441,121 @@ def test_only_this_machines_names_are_answered(service: Service, tmp_path: Path)
         assert "'localhost'" in refused.stderr
     bad = _cli(service.settings, "serve", FOOTAGE_ALLOWED_HOSTS="*")
     assert bad.returncode == 2 and "allowed_hosts" in bad.stderr and "'*'" in bad.stderr
+
+
+# -- what one client may hold ------------------------------------------------------------------
+SLOW_SQL = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
+    "SELECT count(*) AS n FROM c"
+)
+
+
+@pytest.fixture(scope="module")
+def tight(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same catalog served with small bounds and the real SmolLM2 answering."""
+    from tests.llm_server import smollm2_gguf
+
+    log = tmp_path_factory.mktemp("tight") / "serve.log"
+    with serving(
+        service.settings,
+        log,
+        FOOTAGE_SQL_MAX_CONCURRENT="1",
+        FOOTAGE_API_HEADER_TIMEOUT_S="2",
+        FOOTAGE_ASK_MAX_WAITING="1",
+        FOOTAGE_LLM_BACKEND="local",
+        FOOTAGE_LLM_MODEL=str(smollm2_gguf()),
+    ) as url:
+        yield url
+
+
+def test_sql_runs_a_bounded_number_of_queries_at_once(tight: str) -> None:
+    """8 concurrent queries of 80 MB each took a service from 419 MB to 2.2 GB: the bytes
+    in flight are FOOTAGE_SQL_MAX_CONCURRENT x FOOTAGE_SQL_MAX_BYTES at most; more are 429."""
+
+    def run(_: int) -> httpx.Response:
+        return httpx.post(f"{tight}/sql", json={"query": SLOW_SQL}, timeout=120)
+
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(run, range(6)))
+    statuses = sorted(r.status_code for r in replies)
+    assert 200 in statuses and 429 in statuses, statuses
+    busy = next(r for r in replies if r.status_code == 429)
+    assert busy.headers["retry-after"] == "1"
+    assert "FOOTAGE_SQL_MAX_CONCURRENT" in busy.json()["detail"]
+    assert next(r for r in replies if r.status_code == 200).json() == [{"n": 3000000}]
+    assert run(0).status_code == 200  # every slot was given back
+
+
+def test_connections_that_never_finish_their_headers_are_closed(tight: str) -> None:
+    import socket
+
+    host, port = tight.removeprefix("http://").split(":")
+    began = time.monotonic()
+    held = [socket.create_connection((host, int(port)), timeout=30) for _ in range(40)]
+    try:
+        for conn in held:
+            conn.sendall(f"GET /videos HTTP/1.1\r\nHost: {host}\r\n".encode())
+        trickle = socket.create_connection((host, int(port)), timeout=30)
+        held.append(trickle)
+        with pytest.raises(OSError):  # one byte a half second never completes them
+            for byte in f"GET /videos HTTP/1.1\r\nHost: {host}\r\nX-Slow: {'y' * 60}":
+                trickle.sendall(byte.encode())
+                time.sleep(0.5)
+        for conn in held[:-1]:
+            assert conn.recv(100) == b"", "closed, with nothing sent"
+        assert time.monotonic() - began < 25
+        # a client that sends its request is answered as before
+        assert httpx.get(f"{tight}/videos").status_code == 200
+    finally:
+        for conn in held:
+            conn.close()
+
+
+def _questions(url: str) -> dict[str, int]:
+    state: dict[str, int] = httpx.get(f"{url}/health", timeout=10).json()["questions"]
+    return state
+
+
+def _until(check: Any, what: str, within_s: float = 120) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"not {what} in {within_s} s"
+        time.sleep(0.05)
+
+
+def test_questions_wait_in_a_bounded_line_and_leave_it_when_their_client_does(tight: str) -> None:
+    """About 40 concurrent /ask held every server thread; now one is answered, at most
+    FOOTAGE_ASK_MAX_WAITING wait (off the threads), more are 429, and a client that leaves
+    gives up its place."""
+    body = {"question": "What happened at the shop?", "camera": ["shop"]}
+    with ThreadPoolExecutor(5) as pool:
+        replies = list(
+            pool.map(lambda _: httpx.post(f"{tight}/ask", json=body, timeout=300), range(5))
+        )
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses.count(200) >= 2 and 429 in statuses, statuses
+    busy = next(r for r in replies if r.status_code == 429)
+    assert busy.headers["retry-after"] == "5" and "FOOTAGE_ASK_MAX_WAITING" in busy.text
+    assert all(r.json()["answer"] for r in replies if r.status_code == 200)
+    assert _questions(tight) == {"answering": 0, "waiting": 0, "abandoned": 0}
+
+    # One answered, one waiting: the waiting one's client goes, and its place is free.
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(httpx.post, f"{tight}/ask", json=body, timeout=300)
+        _until(lambda: _questions(tight)["answering"] == 1, "answering")
+        with httpx.stream("POST", f"{tight}/ask?stream=true", json=body, timeout=300) as gone:
+            assert gone.status_code == 200
+            _until(lambda: _questions(tight)["waiting"] == 1, "waiting")
+        _until(lambda: _questions(tight)["abandoned"] == 1, "abandoned")
+        assert first.result().status_code == 200
+    _until(lambda: _questions(tight)["answering"] == 0, "idle")
+    assert _questions(tight) == {"answering": 0, "waiting": 0, "abandoned": 1}
+
+
+def test_serving_beyond_this_machine_needs_a_token_or_insecure(service: Service) -> None:
+    refused = _cli(service.settings, "serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert refused.returncode == 2 and "FOOTAGE_API_TOKEN" in refused.stderr
+    assert "--insecure" in refused.stderr and "Traceback" not in refused.stderr
 
 
 def test_the_cli_says_when_the_service_is_unreachable(service: Service) -> None:

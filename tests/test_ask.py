@@ -27,7 +27,7 @@ from footage.errors import InvalidInput
 from footage.llm import ChatMessage, GenerationStats, LLMUnavailable, load_llm
 from footage.settings import Settings
 from indexer.ingest import Ingestor, IngestRequest
-from search.ask.answer import Asker, AskRequest
+from search.ask.answer import AnswerCancelled, Asker, AskRequest
 from search.ask.evidence import timeline_text
 from search.ask.question import Order, QuestionKind, understand
 from search.ask.times import parse_window
@@ -320,6 +320,36 @@ def test_the_local_model_answers_when_and_cites_the_truth(hall: Settings, qwen: 
         for t in times
     ), answer.answer
     assert qwen.last_stats is not None and qwen.last_stats.completion_tokens
+
+
+def test_an_answer_whose_asker_has_gone_stops_at_the_next_token(hall: Settings) -> None:
+    """The service sets `stop` when its client disconnects: the model stops writing."""
+    import threading
+
+    settings = hall.model_copy(update={"llm_backend": "local", "llm_model": str(smollm2_gguf())})
+    llm = load_llm(settings)
+    question = AskRequest("what happened in the hall?")
+    whole = _ask(settings, question.question, llm=llm)
+    assert llm.last_stats is not None
+    written = llm.last_stats.completion_tokens
+    catalog = Catalog(settings)
+    stop = threading.Event()
+    streamed: list[str] = []
+
+    def first_words(text: str) -> None:
+        streamed.append(text)
+        stop.set()  # the client went away once it had read the first words
+
+    try:
+        with pytest.raises(AnswerCancelled):
+            Asker(catalog, settings, llm).ask(question, on_text=first_words, stop=stop)
+    finally:
+        catalog.dispose()
+    assert len(streamed) == 1 and whole.answer.startswith(streamed[0])
+    assert len(streamed[0]) < len(whole.answer), (streamed, whole.answer, written)
+    # and the model is free for the next question, which is answered whole
+    again = _ask(settings, question.question, llm=llm)
+    assert llm.last_stats.completion_tokens > 1 and again.answer
 
 
 def test_ask_json_has_exactly_the_promised_shape(hall: Settings) -> None:

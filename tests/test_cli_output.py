@@ -127,3 +127,45 @@ def test_a_model_load_holds_back_only_its_own_failure(caplog: pytest.LogCaptureF
     assert any("initialized randomly" in m for m in said), said
     logging.getLogger("huggingface_hub").error("a real error after the load")
     assert caplog.records[-1].getMessage() == "a real error after the load"
+
+
+HOSTILE = "lobby\x1b[2J\x1b]0;owned\x07\u202etxt.exe\nfake: 0 of 1 file(s) failed.mp4"
+
+
+def test_control_characters_in_names_print_as_escapes(tmp_path: Path, onnx_spec: Path) -> None:
+    """A file name's escape sequences cleared the screen and retitled the terminal, and its
+    line break faked a line of output, in ingest, videos, search and watch: now each
+    control character is printed as its escape (`\\x1b`), on the line it belongs to."""
+    from tests.test_watch import WatchProcess, said, wait_for
+
+    settings = make_settings(tmp_path / "data", None, onnx_spec)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copyfile(clip(SOURCE), folder / HOSTILE)
+    visible = "lobby\\x1b[2J\\x1b]0;owned\\x07\\u202etxt.exe\\nfake: 0 of 1 file(s) failed.mp4"
+
+    def check(output: str) -> None:
+        assert not any(c in output for c in "\x1b\x07\u202e"), repr(output)
+        assert not any(line.startswith("fake:") for line in output.splitlines()), output
+
+    ingest = _footage(settings, "ingest", str(folder), "--camera", "lobby")
+    assert ingest.code == 0, ingest.stderr
+    assert visible in ingest.stdout
+    videos = _footage(settings, "videos")
+    search = _footage(settings, "search", "person", "--limit", "3")
+    queue = _footage(settings, "queue")
+    for run in (ingest, videos, search, queue):
+        check(run.stdout + run.stderr)
+    assert visible in videos.stdout and "lobby\\x1b[2J" in search.stdout
+
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    watcher = WatchProcess(settings, watched, tmp_path / "watch.log")
+    try:
+        shutil.copyfile(clip(SOURCE), watched / HOSTILE)
+        # the same bytes as the file ingested above: the watcher names it, and skips it
+        wait_for(lambda: said(watcher.output(), "skipped"), 120, "the file to be seen")
+    finally:
+        watcher.stop()
+    check(watcher.output())
+    assert visible in watcher.output()

@@ -39,7 +39,12 @@ STREET = "mot15_TUD-Stadtmitte_640x480_mpeg4.mp4"  # MPEG-4 part 2: played as an
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Settings:
-    settings = make_settings(tmp_path_factory.mktemp("hardening"), None, onnx_spec)
+    # With image vectors (random CLIP weights: no download), so that searching by an
+    # example image is possible and the image itself is what gets checked.
+    settings = make_settings(
+        tmp_path_factory.mktemp("hardening"), None, onnx_spec, embed_images=True,
+        clip_pretrained="none",
+    )  # fmt: skip
     catalog = Catalog(settings)
     outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip(STREET), "street"))
     assert outcome.status == "done", outcome.message
@@ -257,10 +262,18 @@ UPLOADS = [
 ]
 
 
+@pytest.fixture
+def images_on(env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("FOOTAGE_EMBED_IMAGES", "true")
+    monkeypatch.setenv("FOOTAGE_CLIP_PRETRAINED", "none")
+    return env
+
+
 @pytest.mark.parametrize(("name", "data", "message"), UPLOADS, ids=[u[0] for u in UPLOADS])
 def test_a_bad_upload_is_refused_and_nothing_is_saved(
-    env: Settings, name: str, data: bytes, message: str
+    images_on: Settings, name: str, data: bytes, message: str
 ) -> None:
+    env = images_on
     at = _start()
     at.file_uploader(key="upload").set_value((name, data, "image/png")).run()
     (button,) = [b for b in at.button if b.label == "Find moments like this image"]
@@ -274,24 +287,41 @@ def test_a_bad_upload_is_refused_and_nothing_is_saved(
     assert "query" not in at.session_state, "nothing to search with"
 
 
-def test_a_good_upload_is_kept_privately_and_searched(env: Settings) -> None:
-    thumbnail = next(env.media_dir.rglob("*.jpg"))
-    at = _start()
-    at.file_uploader(key="upload").set_value(("door.jpg", thumbnail.read_bytes(), "image/jpeg"))
+def _upload(at: AppTest, name: str, data: bytes) -> None:
+    at.file_uploader(key="upload").set_value((name, data, "image/jpeg"))
     at.run()
     (button,) = [b for b in at.button if b.label == "Find moments like this image"]
     button.click().run()
     assert not at.exception, at.exception
+
+
+def test_a_good_upload_is_kept_privately_and_searched(images_on: Settings) -> None:
+    env = images_on
+    thumbnail = next(env.media_dir.rglob("*.jpg"))
+    at = _start()
+    _upload(at, "door.jpg", thumbnail.read_bytes())
     uploads = env.cache_dir / "uploads"
     saved = [p for p in uploads.iterdir() if p.name.startswith("upload-") and p.suffix != ".sha256"]
     assert [p.suffix for p in saved] == [".jpg"] and saved[0].read_bytes() == (
         thumbnail.read_bytes()
     )
     assert stat.S_IMODE(uploads.stat().st_mode) == 0o700
-    # Image search is off here (no CLIP weights): the search says so, plainly.
+    assert not at.error, [e.value for e in at.error]
+    assert at.session_state.query["image"] == str(saved[0])
+
+
+def test_an_upload_is_refused_unread_when_image_similarity_is_off(env: Settings) -> None:
+    """Nothing could use the picture: it is neither decoded nor kept (a 16-bit RGBA PNG
+    cost 13 s of CPU before it was refused for this)."""
+    thumbnail = next(env.media_dir.rglob("*.jpg"))
+    at = _start()
+    _upload(at, "door.jpg", thumbnail.read_bytes())
     assert [e.value for e in at.error] == [
         "Cannot search: image similarity is off: FOOTAGE_EMBED_IMAGES is false"
     ]
+    uploads = env.cache_dir / "uploads"
+    assert not uploads.exists() or not [p for p in uploads.iterdir() if p.name != ".lock"]
+    assert "query" not in at.session_state
 
 
 def test_from_after_until_is_a_message_in_the_sidebar(env: Settings) -> None:

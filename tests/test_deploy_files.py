@@ -22,7 +22,7 @@ def _compose(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
         cwd=ROOT,
-        env={**keep, **env},
+        env={**keep, "FOOTAGE_API_TOKEN": "a-token-for-the-config-check", **env},
     )
 
 
@@ -39,6 +39,13 @@ def test_compose_services_share_catalog_and_queue() -> None:
     assert env["FOOTAGE_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert env["FOOTAGE_BROKER_URL"].startswith("redis://")
     assert services["worker"]["command"][:1] == ["worker"]
+
+
+def test_compose_needs_a_token_for_the_api() -> None:
+    """`footage serve --host 0.0.0.0` refuses to start without a token; Compose says so
+    before anything starts."""
+    found = _compose("config", "-q", FOOTAGE_API_TOKEN="")
+    assert found.returncode != 0 and "set FOOTAGE_API_TOKEN" in found.stderr
 
 
 def test_compose_runs_the_warm_service_and_the_cli_uses_it() -> None:

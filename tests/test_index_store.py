@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, update
 
 from footage.catalog import Camera, Embedding, Segment, Video
 from footage.db import Catalog
@@ -136,6 +136,40 @@ def test_vectors_deleted_from_the_catalog_leave_the_index(
         catalog, Settings(data_dir=store.folder.parent, database_url=catalog.url)
     ).get(KEY)
     assert len(index) == 30 and 5 not in index.ids
+
+
+def test_rows_that_are_not_whole_vectors_are_skipped_and_reported(
+    store: IndexStore, catalog: Catalog, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One truncated `embeddings.vector` made every rebuild fail, and every search once the
+    snapshot was gone."""
+    vectors = _add(catalog, range(1, 31), seed=7)
+    with catalog.unit_of_work() as session:
+        session.execute(
+            update(Embedding).where(Embedding.id == 7).values(vector=vectors[6].tobytes()[:37])
+        )
+        nan = np.full(16, np.nan, np.float32).tobytes()
+        session.execute(update(Embedding).where(Embedding.id == 30).values(vector=nan))
+    index = store.rebuild(KEY)
+    assert len(index) == 28 and 7 not in index.ids and 30 not in index.ids
+    assert store.skipped(KEY) == [7, 30]
+    assert "skipped 2 vector row(s)" in caplog.text and "7, 30" in caplog.text
+    assert index.search(vectors[0], 1)[1].tolist() == [1]
+    # A fresh process reads the snapshot, knows the skipped rows, and does not rebuild
+    # (counting the catalog would otherwise find 30 rows for 28 vectors, every time).
+    reopened = IndexStore(catalog, settings.model_copy(update={"exact_index_max": 150}))
+    caplog.clear()
+    assert len(reopened.get(KEY)) == 28 and reopened.skipped(KEY) == [7, 30]
+    assert "rebuilding" not in caplog.text and "stale" not in caplog.text
+    # Caught up past a bad row above the watermark.
+    more = _add(catalog, range(31, 36), seed=8)
+    with catalog.unit_of_work() as session:
+        session.execute(update(Embedding).where(Embedding.id == 35).values(vector=b"\0\1"))
+    caught_up = reopened.get(KEY)
+    assert len(caught_up) == 32 and reopened.skipped(KEY) == [7, 30, 35]
+    assert caught_up.search(more[2], 1)[1].tolist() == [33]
+    store.path(KEY).unlink()  # the snapshot gone: search still works
+    assert len(IndexStore(catalog, settings).get(KEY)) == 32
 
 
 def test_ivf_snapshot_round_trip(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -94,7 +94,12 @@ def footage(args: Sequence[str | bytes], env: dict[str, str], tmp: Path) -> Run:
 # -- a small real catalog -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, onnx_spec: Path) -> Settings:
-    settings = make_settings(tmp_path_factory.mktemp("inputs"), None, onnx_spec)
+    # With image vectors (random CLIP weights, no download): searching by an example image
+    # is possible here, so the image itself is what gets checked.
+    settings = make_settings(
+        tmp_path_factory.mktemp("inputs"), None, onnx_spec, embed_images=True,
+        clip_pretrained="none",
+    )  # fmt: skip
     catalog = Catalog(settings)
     outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip(CLIP), "zone"))
     assert outcome.status == "done", outcome.message
@@ -402,7 +407,7 @@ def test_camera_names(name: str, ok: bool) -> None:
 
 
 # -- the checked image loader ----------------------------------------------------------------
-LIMITS = ImageLimits(max_bytes=20 * 2**20, max_pixels=40_000_000)
+LIMITS = ImageLimits(max_bytes=20 * 2**20, max_pixels=40_000_000, max_decoded_bytes=128 * 2**20)
 
 
 def test_exif_orientation_is_applied() -> None:
@@ -439,6 +444,24 @@ def test_only_common_image_formats_are_parsed() -> None:
     eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
     with pytest.raises(InvalidInput, match="supported format"):
         decode_image(eps, "x.eps", LIMITS)
+
+
+def test_the_decoded_size_is_read_from_the_header() -> None:
+    """A 6300x6300 16-bit RGBA PNG passes the pixel cap and inflates 317 MB (13 s of CPU,
+    480 MB before this check): refused from its header, whatever its pixel data."""
+    from PIL import Image
+
+    deep = hostile.png_header_only(6300, 6300, depth=16, colour=6)
+    with pytest.raises(InvalidInput, match="decodes to 317,520,000 bytes.*DECODED_BYTES"):
+        decode_image(deep, "deep.png", LIMITS)
+    shallow = hostile.png_header_only(6300, 6300, depth=8, colour=2)  # 119 MB: the cap allows
+    with pytest.raises(InvalidInput, match="cannot be decoded"):  # its data is 16 bytes
+        decode_image(shallow, "shallow.png", LIMITS)
+    real = hostile.encoded(Image.new("RGBA", (64, 48), (1, 2, 3, 4)), "PNG")
+    tight = ImageLimits(LIMITS.max_bytes, LIMITS.max_pixels, max_decoded_bytes=64 * 48 * 4)
+    assert decode_image(real, "rgba.png", tight).pixels.shape == (48, 64, 3)
+    with pytest.raises(InvalidInput, match="decodes to 12,288 bytes"):
+        decode_image(real, "rgba.png", replace(tight, max_decoded_bytes=64 * 48 * 4 - 1))
 
 
 def test_the_pixel_cap_is_read_from_the_header(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select, text
 
-from footage.cameras import add_camera, update_camera
+from footage.cameras import SourcePolicy, add_camera, update_camera
 from footage.catalog import Camera, CameraGap, Segment, Video
 from footage.db import Catalog
 from footage.settings import Settings
@@ -36,6 +36,9 @@ from tests.queue_helpers import free_port as _free_port
 from tests.queue_helpers import wait_for as _wait_for
 from workers.live.clock import StreamClock
 from workers.live.retention import apply_retention
+
+# The test cameras are RTSP/HTTP servers on 127.0.0.1: outside the camera networks.
+HERE = SourcePolicy(any_address=True)
 
 CLIP = "intel_worker-zone_480x270_from-gif.mp4"  # 4.7 s at 15 fps, a worker walking
 PASSWORD = "Zq9-hunter2-secret"
@@ -201,7 +204,7 @@ def test_live_camera_is_recorded_indexed_and_survives_a_restart(
     settings = live_settings
     env = cli_env(settings, FOOTAGE_BROKER_URL=settings.broker_url or "", **RECORD)
     added = subprocess.run(
-        [*FOOTAGE_CLI, "cameras", "add", "dock", camera.url()],
+        [*FOOTAGE_CLI, "cameras", "add", "dock", camera.url(), "--any-address"],
         env=env,
         capture_output=True,
         text=True,
@@ -307,7 +310,7 @@ def test_unreachable_source_says_why_and_backs_off(tmp_path: Path, onnx_spec: Pa
     settings = make_settings(tmp_path / "data", None, onnx_spec)
     catalog = Catalog(settings)
     port = _free_port()  # nothing listens there
-    add_camera(catalog, "gate", f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/live")
+    add_camera(catalog, "gate", f"rtsp://admin:{PASSWORD}@127.0.0.1:{port}/live", policy=HERE)
     env = cli_env(settings, **RECORD)
     recording = Recording(env, tmp_path)
     try:
@@ -320,7 +323,7 @@ def test_unreachable_source_says_why_and_backs_off(tmp_path: Path, onnx_spec: Pa
         assert cam.recorder_state == "reconnecting"
         assert cam.recorder_error == "ConnectionRefusedError: Connection refused"
 
-        add_camera(catalog, "gate2", f"http://admin:{PASSWORD}@127.0.0.1:{port}/x.ts")
+        add_camera(catalog, "gate2", f"http://admin:{PASSWORD}@127.0.0.1:{port}/x.ts", policy=HERE)
         _wait_for(
             lambda: _camera(catalog, "gate2").recorder_state == "reconnecting",
             30,
@@ -355,7 +358,7 @@ def test_a_frozen_picture_is_recorded_whole(tmp_path: Path, onnx_spec: Path) -> 
     frozen.start()
     settings = make_settings(tmp_path / "data", None, onnx_spec)
     catalog = Catalog(settings)
-    add_camera(catalog, "still", frozen.url())
+    add_camera(catalog, "still", frozen.url(), policy=HERE)
     recording = Recording(cli_env(settings, **{**RECORD, "FOOTAGE_RECORD_CHUNK_S": "2"}), tmp_path)
     try:
         _wait_for(lambda: len(_done(catalog)) >= 3, 90, "three chunks indexed in-process")
@@ -397,7 +400,7 @@ def test_a_stuck_recorder_is_replaced(tmp_path: Path, onnx_spec: Path) -> None:
     camera.start()
     settings = make_settings(tmp_path / "data", None, onnx_spec)
     catalog = Catalog(settings)
-    add_camera(catalog, "hall", camera.url())
+    add_camera(catalog, "hall", camera.url(), policy=HERE)
     env = cli_env(
         settings,
         **{**RECORD, "FOOTAGE_RECORD_READ_TIMEOUT_S": "60", "FOOTAGE_RECORD_STALL_S": "3"},

@@ -11,22 +11,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer._click import Context as ClickContext  # typer vendors click (typer 0.29)
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from footage.errors import FootageError
+from footage.errors import FootageError, InvalidInput
+from footage.names import printable
 from footage.secrets import install_secret_filter, mask_secrets
 from footage.settings import Settings
 from ui.cli_cameras import cameras_app
-from ui.cli_common import _reading_catalog, _settings, err, out
+from ui.cli_common import _reading_catalog, _settings, err, out, shown
 from ui.cli_queue import queue
 from ui.cli_record import record
 from ui.cli_watch import watch
-from ui.hosts import allowed_hosts
+from ui.hosts import allowed_hosts, is_loopback
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -46,7 +46,7 @@ class _Footage(TyperGroup):
         except (TyperException, typer.Exit, typer.Abort):  # usage errors, exits: typer's own
             raise
         except FootageError as exc:
-            typer.echo(mask_secrets(str(exc)), err=True)
+            typer.echo(printable(mask_secrets(str(exc))), err=True)
             raise typer.Exit(2) from exc
         except Exception as exc:
             if ctx.params.get("verbose"):
@@ -56,7 +56,7 @@ class _Footage(TyperGroup):
             else:
                 line = (str(exc).strip().splitlines() or [""])[0][:300]
                 typer.echo(
-                    f"Internal error: {type(exc).__name__}: {mask_secrets(line)} "
+                    f"Internal error: {type(exc).__name__}: {printable(mask_secrets(line))} "
                     "— run with -v for the traceback",
                     err=True,
                 )
@@ -137,7 +137,7 @@ def ingest(
     found = expand_paths(paths, follow_symlinks=follow_symlinks)
     for link in found.outside:
         err.print(
-            f"[yellow]skipped[/yellow]  {escape(str(link))}  a symbolic link out of its folder "
+            f"[yellow]skipped[/yellow]  {shown(str(link))}  a symbolic link out of its folder "
             "(--follow-symlinks takes it)",
             soft_wrap=True,
         )
@@ -160,11 +160,11 @@ def ingest(
     try:
         _ = ingestor.detector
     except DetectorUnavailable as exc:
-        err.print(f"[red]Detector unavailable:[/red] {escape(str(exc))}")
+        err.print(f"[red]Detector unavailable:[/red] {shown(str(exc))}")
         raise typer.Exit(2) from exc
     _ = ingestor.embedders
     for notice in ingestor.notices:
-        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
+        err.print(f"[yellow]Note:[/yellow] {shown(notice)}", soft_wrap=True)
     failed = 0
     with Progress(
         TextColumn("{task.description}"),
@@ -176,7 +176,7 @@ def ingest(
         transient=True,
     ) as bar:
         for request in requests:
-            name = escape(request.path.name[:40])  # progress descriptions are Rich markup
+            name = shown(request.path.name[:40])  # progress descriptions are Rich markup
             task = bar.add_task(name, total=None)
 
             def progress(done: float, total: float, task: Any = task, name: str = name) -> None:
@@ -191,7 +191,7 @@ def ingest(
             style = {"done": "green", "failed": "red", "waiting": "yellow"}.get(
                 outcome.status, "cyan"
             )
-            said = escape(f"{outcome.path}  {outcome.message}")
+            said = shown(f"{outcome.path}  {outcome.message}")
             out.print(f"[{style}]{outcome.status:>7}[/{style}]  {said}")
             failed += not outcome.ok
     catalog.dispose()
@@ -209,7 +209,7 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
     try:
         celery = make_celery(settings)
     except Unavailable as exc:
-        err.print(f"[red]Cannot queue:[/red] {escape(str(exc))}")
+        err.print(f"[red]Cannot queue:[/red] {shown(str(exc))}")
         raise typer.Exit(2) from exc
     from footage.db import Catalog
 
@@ -219,14 +219,14 @@ def _enqueue(settings: Settings, requests: list[Any]) -> None:
     finally:
         catalog.dispose()
     for queued in report.sent:
-        out.print(f"[green] queued[/green]  {escape(str(queued.path))}  video {queued.video_id}")
+        out.print(f"[green] queued[/green]  {shown(str(queued.path))}  video {queued.video_id}")
     for queued in report.already:
-        out.print(f"[cyan]skipped[/cyan]  {escape(f'{queued.path}  {queued.note}')}")
+        out.print(f"[cyan]skipped[/cyan]  {shown(f'{queued.path}  {queued.note}')}")
     for path, why in report.unusable:
-        out.print(f"[red] failed[/red]  {escape(f'{path}  cannot be queued: {why}')}")
+        out.print(f"[red] failed[/red]  {shown(f'{path}  cannot be queued: {why}')}")
     if report.unsent:
         ids = ", ".join(str(q.video_id) for q in report.unsent)
-        why = escape(mask_secrets(report.broker_error or ""))
+        why = shown(mask_secrets(report.broker_error or ""))
         err.print(
             f"[red]The broker is unreachable[/red] ({why}). "
             f"{len(report.unsent)} file(s) are recorded as queued (videos {ids}) but were not "
@@ -265,8 +265,8 @@ def videos(
         when = f"{item['started_at'][:19]} ({source})" if item["started_at"] else "-"
         table.add_row(
             str(item["id"]),
-            escape(item["camera"]),
-            escape(Path(item["path"]).name),
+            shown(item["camera"]),
+            shown(Path(item["path"]).name),
             f"[{style}]{item['state']}[/{style}]",
             duration,
             str(item["segments"]),
@@ -279,11 +279,11 @@ def videos(
             "ingest with --start for exact times."
         )
     for item in items:  # catalog text is shown as it is, never read as Rich markup
-        where = escape(f"{item['path']}: {item['error'] or item['warning'] or ''}")
+        where = shown(f"{item['path']}: {item['error'] or item['warning'] or ''}")
         if item["error"]:
             out.print(f"[red]video {item['id']} failed:[/red] {where}")
         elif item["activity"]:
-            out.print(f"video {item['id']} {item['state']}: {escape(item['activity'])}")
+            out.print(f"video {item['id']} {item['state']}: {shown(item['activity'])}")
         if item["warning"] and not item["error"]:
             out.print(f"[yellow]video {item['id']} note:[/yellow] {where}")
 
@@ -300,7 +300,6 @@ def sql(
     ] = 1000,
 ) -> None:
     """Query the catalog with SQL (read-only, one SELECT, within FOOTAGE_SQL_* limits)."""
-    from rich.markup import escape
     from rich.text import Text
 
     from search.sql import QueryError, QueryRefused, run_readonly
@@ -310,10 +309,10 @@ def sql(
     try:
         result = run_readonly(settings, query, limit=limit)
     except QueryRefused as exc:
-        err.print(f"[red]Query refused:[/red] {escape(str(exc))}")
+        err.print(f"[red]Query refused:[/red] {shown(str(exc))}")
         raise typer.Exit(2) from None
     except QueryError as exc:
-        err.print(f"[red]Query failed:[/red] {escape(str(exc))}")
+        err.print(f"[red]Query failed:[/red] {shown(str(exc))}")
         raise typer.Exit(2) from None
     if fmt == "json":
         out.print_json(
@@ -326,20 +325,25 @@ def sql(
         writer.writerow(result.columns)
         writer.writerows(result.rows)
     else:
-        # Text cells: values are shown as they are, never read as Rich markup.
+        # Text cells: values are shown as they are, never read as Rich markup, with
+        # control characters visible.
         table = Table()
         for column in result.columns:
-            table.add_column(Text(column))
+            table.add_column(Text(printable(column)))
         for row in result.rows:
             table.add_row(
                 *(
-                    Text("" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
+                    Text(
+                        printable(
+                            "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+                        )
+                    )
                     for v in row
                 )
             )
         out.print(table)
     if result.notice:
-        err.print(f"[yellow]{escape(result.notice)}[/yellow]")
+        err.print(f"[yellow]{shown(result.notice)}[/yellow]")
 
 
 @db_app.command("reader-sql")
@@ -410,7 +414,7 @@ def search(
         try:
             response = _search_by_service(settings, params, image)
         except FootageError as exc:
-            err.print(f"[red]Cannot search:[/red] {escape(mask_secrets(str(exc)))}", soft_wrap=True)
+            err.print(f"[red]Cannot search:[/red] {shown(mask_secrets(str(exc)))}", soft_wrap=True)
             raise typer.Exit(2) from exc
     else:
         response = _search_here(
@@ -473,7 +477,7 @@ def _search_here(
         with err.status("Searching (loading the models)...", spinner="dots"):
             response = Searcher(catalog, settings).search(request)
     except FootageError as exc:  # EmbedderUnavailable, InvalidInput, NotFound, ...
-        err.print(f"[red]Cannot search:[/red] {escape(str(exc))}", soft_wrap=True)
+        err.print(f"[red]Cannot search:[/red] {shown(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from exc
     finally:
         if catalog is not None:
@@ -483,35 +487,35 @@ def _search_here(
 
 def _show_search(response: SearchResponse, query: str | None, as_json: bool) -> None:
     for notice in response.notices:
-        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
+        err.print(f"[yellow]Note:[/yellow] {shown(notice)}", soft_wrap=True)
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in response.results]))
         return
     if not response.results:
         out.print("No matching moments.")
         return
-    shown = response.relevant
-    if not shown:
+    listed = response.relevant
+    if not listed:
         what = f"“{query}”" if query else "this search"
-        out.print(f"No relevant moments for {escape(what)}.", soft_wrap=True)
-        shown = response.weak[:3]
+        out.print(f"No relevant moments for {shown(what)}.", soft_wrap=True)
+        listed = response.weak[:3]
         title = "Nearest, but weak (not relevant)"
     else:
         title = None
     table = Table("#", "score", "camera", "when", "video @ second", "why it matched", title=title)
-    for i, r in enumerate(shown, 1):
+    for i, r in enumerate(listed, 1):
         why = r.why if len(r.why) <= 160 else r.why[:157] + "..."
         table.add_row(
             str(i),
             f"{r.score:.2f}",
-            escape(r.camera),
+            shown(r.camera),
             f"{r.at:%Y-%m-%d %H:%M:%S}",
-            escape(f"{Path(r.video).name} @ {r.at_s:.1f} s"),
-            escape(f"[{r.view}] {why}"),
+            shown(f"{Path(r.video).name} @ {r.at_s:.1f} s"),
+            shown(f"[{r.view}] {why}"),
         )
     out.print(table)
-    for i, r in enumerate(shown, 1):
-        picture = escape(r.crop or r.thumbnail or "(no picture)")
+    for i, r in enumerate(listed, 1):
+        picture = shown(r.crop or r.thumbnail or "(no picture)")
         out.print(f"{i}: {picture}  (segment {r.segment_id}; --like {r.segment_id})")
     if response.relevant and response.weak:
         out.print(f"[dim]{len(response.weak)} weaker moments not shown (--json lists them).[/dim]")
@@ -557,7 +561,7 @@ def ask(
         understood, _zone = asker.understand(request)  # bad questions fail before the model loads
         if not as_json:
             for line in understood.understood:
-                err.print(f"[dim]Read: {escape(line)}[/dim]")
+                err.print(f"[dim]Read: {shown(line)}[/dim]")
 
         def show(text: str) -> None:
             if not as_json:
@@ -571,13 +575,13 @@ def ask(
         return
     out.print()
     for note in answer.notes:
-        err.print(f"[yellow]Note:[/yellow] {escape(note)}")
+        err.print(f"[yellow]Note:[/yellow] {shown(note)}")
     _moment_table("Cited", answer.citations)
     _moment_table("Also considered", answer.considered)
     if answer.model == COMPUTED:
         err.print("[dim]Computed from the catalog[/dim]")
     elif answer.model:
-        err.print(f"[dim]Answered by {escape(answer.model)}[/dim]")
+        err.print(f"[dim]Answered by {shown(answer.model)}[/dim]")
 
 
 def _moment_table(title: str, found: tuple[Any, ...]) -> None:
@@ -593,10 +597,10 @@ def _moment_table(title: str, found: tuple[Any, ...]) -> None:
         start, end = m.start_at.astimezone(zone), m.end_at.astimezone(zone)
         table.add_row(
             f"S{m.segment_id}",
-            escape(m.camera),
+            shown(m.camera),
             f"{start:%Y-%m-%d %H:%M:%S}-{end:%H:%M:%S}",
-            escape(m.time or ""),
-            escape(f"{Path(m.video).name} @ {m.at_s:.1f} s"),
+            shown(m.time or ""),
+            shown(f"{Path(m.video).name} @ {m.at_s:.1f} s"),
         )
     out.print(table)
 
@@ -615,7 +619,13 @@ def index_rebuild() -> None:
     for key in keys:
         index = store.rebuild(key)
         kind = "exact" if index.exact else "IVF"
-        out.print(escape(f"{key.kind:14} {key.model:45} {len(index):>9} vectors  {kind}"))
+        out.print(shown(f"{key.kind:14} {key.model:45} {len(index):>9} vectors  {kind}"))
+        if bad := store.skipped(key):
+            ids = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+            err.print(
+                f"[yellow]{len(bad)} {shown(key.kind)} row(s) skipped:[/yellow] their bytes are "
+                f"not a vector (embeddings ids {ids}); re-ingest their videos to embed them again"
+            )
     catalog.dispose()
 
 
@@ -631,7 +641,7 @@ def index_status() -> None:
     for key in store.stored_keys():
         index = store.get(key)
         exact = "exact" if index.exact else "IVF"
-        table.add_row(escape(key.kind), escape(key.model), str(len(index)), exact)
+        table.add_row(shown(key.kind), shown(key.model), str(len(index)), exact)
     out.print(table)
     catalog.dispose()
 
@@ -646,7 +656,7 @@ def index_embed() -> None:
     notices: list[str] = []
     embedders = make_embedders(settings, notices)
     for notice in notices:
-        err.print(f"[yellow]Note:[/yellow] {escape(notice)}", soft_wrap=True)
+        err.print(f"[yellow]Note:[/yellow] {shown(notice)}", soft_wrap=True)
     if not embedders.any:
         raise typer.Exit(2)
     from footage.db import Catalog
@@ -711,7 +721,7 @@ def worker(
         names = worker_queues(settings, queues)
         celery = worker_app(settings)
     except Unavailable as exc:
-        err.print(f"[red]{escape(str(exc))}[/red]")
+        err.print(f"[red]{shown(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     argv = ["worker", f"--concurrency={concurrency}", "-Q", ",".join(names), "--loglevel=INFO"]
     if name is not None:
@@ -786,7 +796,7 @@ def console(
         raise typer.Exit(2)
     if address not in ("127.0.0.1", "localhost", "::1"):
         err.print(
-            f"[yellow]Listening on {escape(address)}:[/yellow] the console has no login; "
+            f"[yellow]Listening on {shown(address)}:[/yellow] the console has no login; "
             "publish its port to the host's loopback only (127.0.0.1:PORT:PORT)."
         )
     server = subprocess.Popen(console_command(port, settings, address))
@@ -804,23 +814,46 @@ def console(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Listen beyond this machine without FOOTAGE_API_TOKEN (anyone who reaches "
+            "the port sees everything).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (search, ask, videos, SQL, media; docs at /docs, state at /health)."""
     import uvicorn
 
     from ui.api.app import create_app
+    from ui.api.limits import header_deadline_protocol
 
     settings = _settings()
-    if host not in ("127.0.0.1", "localhost", "::1") and settings.api_token is None:
+    if not is_loopback(host) and settings.api_token is None:
+        if not insecure:
+            raise InvalidInput(
+                f"footage serve --host {host} would let anyone who reaches this port search, "
+                "read the SQL views and fetch videos: set FOOTAGE_API_TOKEN (then clients send "
+                "`Authorization: Bearer TOKEN`), or give --insecure on a network you trust"
+            )
         err.print(
-            f"[yellow]Listening on {escape(host)} without FOOTAGE_API_TOKEN:[/yellow] anyone "
-            "who reaches this port can search, read the SQL views and fetch videos."
+            f"[yellow]Listening on {shown(host)} without FOOTAGE_API_TOKEN (--insecure):"
+            "[/yellow] anyone who reaches this port can search, read the SQL views and fetch "
+            "videos."
         )
     api = create_app(settings, listen=host)  # the catalog is migrated as the service starts
-    err.print(f"footage API on http://{escape(host)}:{port} (docs at /docs, state at /health)")
+    err.print(f"footage API on http://{shown(host)}:{port} (docs at /docs, state at /health)")
     names = ", ".join(allowed_hosts(settings, host))
-    err.print(f"It answers requests for the hosts {escape(names)} (FOOTAGE_ALLOWED_HOSTS).")
-    uvicorn.run(api, host=host, port=port, log_level="warning", access_log=False)
+    err.print(f"It answers requests for the hosts {shown(names)} (FOOTAGE_ALLOWED_HOSTS).")
+    uvicorn.run(
+        api,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=header_deadline_protocol(settings.api_header_timeout_s),
+    )
 
 
 @app.command()
@@ -838,7 +871,7 @@ def doctor() -> None:
             if check.ok
             else ("[red]FAIL[/red]" if check.required else "[yellow]off[/yellow]")
         )
-        table.add_row(check.name, mark, escape(check.detail))
+        table.add_row(check.name, mark, shown(check.detail))
     out.print(table)
     if not ok:
         raise typer.Exit(1)

@@ -7,13 +7,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from ui.cli_common import _settings, ago, out
+from ui.cli_common import _settings, ago, out, shown
 
 if TYPE_CHECKING:  # footage.cameras imports SQLAlchemy: not for every `footage` start
-    from footage.cameras import CameraView
+    from footage.cameras import CameraView, SourcePolicy
 
 cameras_app = typer.Typer(
     help="Cameras: live sources (RTSP, RTMP, HTTP, HLS, UDP), time zones, retention.",
@@ -45,19 +44,19 @@ def _show(cameras: list[CameraView], as_json: bool) -> None:
             if c.recorder_heartbeat_at and (now - c.recorder_heartbeat_at).total_seconds() > 60:
                 state += " (silent)"
         table.add_row(
-            escape(c.name),
-            escape(c.source or "-"),
+            shown(c.name),
+            shown(c.source or "-"),
             state,
             f"{c.last_chunk_at:%Y-%m-%d %H:%M:%S}" if c.last_chunk_at else "-",
             ago(c.lag_s(now)) if c.live else "-",
             f"{c.retention_hours:g} h" if c.retention_hours else "keep",
-            escape(c.timezone or "-"),
+            shown(c.timezone or "-"),
             _objects(c),
         )
     out.print(table)
     for c in cameras:
         if c.recorder_error:
-            out.print(f"[yellow]{escape(c.name)}:[/yellow] {escape(c.recorder_error)}")
+            out.print(f"[yellow]{shown(c.name)}:[/yellow] {shown(c.recorder_error)}")
 
 
 def _objects(c: CameraView) -> str:
@@ -67,7 +66,7 @@ def _objects(c: CameraView) -> str:
         parts.append(f">= {c.object_min_px:g} px")
     if c.object_max_share:
         parts.append(f"<= {c.object_max_share:.0%} of the picture")
-    return escape("; ".join(parts))
+    return shown("; ".join(parts))
 
 
 @cameras_app.callback()
@@ -100,6 +99,21 @@ Timezone = Annotated[
 ]
 
 
+AnyAddress = Annotated[
+    bool,
+    typer.Option(
+        "--any-address",
+        help="Let the source point outside FOOTAGE_CAMERA_NETWORKS (e.g. at this machine).",
+    ),
+]
+
+
+def _policy(any_address: bool) -> SourcePolicy:
+    from footage.cameras import SourcePolicy
+
+    return SourcePolicy(_settings().camera_networks, any_address)
+
+
 @cameras_app.command("add")
 def cameras_add(
     name: Annotated[str, typer.Argument(help="The camera's name.")],
@@ -112,10 +126,12 @@ def cameras_add(
     disabled: Annotated[
         bool, typer.Option("--disabled", help="Add it, but do not record.")
     ] = False,
+    any_address: AnyAddress = False,
 ) -> None:
     """Add a camera (or give a camera known from its files a live source)."""
     from footage.cameras import add_camera
 
+    policy = _policy(any_address)
     catalog = _catalog()
     try:
         view = add_camera(
@@ -125,6 +141,7 @@ def cameras_add(
             timezone=timezone,
             retention_hours=retention_hours,
             enabled=not disabled,
+            policy=policy,
         )
     finally:
         catalog.dispose()
@@ -162,6 +179,7 @@ def cameras_set(
         float | None,
         typer.Option("--max-box", help="Drop boxes larger than this share of the picture (0-1)."),
     ] = None,
+    any_address: AnyAddress = False,
 ) -> None:
     """Change a camera's source, time zone, retention, whether it records, or which objects
     its footage keeps (from its next ingest on)."""
@@ -171,6 +189,7 @@ def cameras_set(
         raise typer.BadParameter("give --retention-hours or --keep, not both")
     from footage.cameras import UNSET, update_camera
 
+    policy = _policy(any_address)
     catalog = _catalog()
     try:
         view = update_camera(
@@ -183,6 +202,7 @@ def cameras_set(
             object_labels=objects if objects is not None else UNSET,
             object_min_px=min_box if min_box is not None else UNSET,
             object_max_share=max_box if max_box is not None else UNSET,
+            policy=policy,
         )
     finally:
         catalog.dispose()

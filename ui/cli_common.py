@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from footage.names import printable
 from footage.secrets import mask_secrets
 from footage.settings import Settings
 
@@ -19,11 +20,17 @@ out = Console()
 err = Console(stderr=True)
 
 
+def shown(value: object) -> str:
+    """Anything a user or a file named (names, paths, messages that quote them) as Rich
+    markup that prints as itself: markup escaped, control characters visible."""
+    return escape(printable(str(value)))
+
+
 def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {escape(mask_secrets(str(exc)))}")
+        err.print(f"[red]Invalid FOOTAGE_* setting:[/red] {shown(mask_secrets(str(exc)))}")
         raise typer.Exit(2) from exc
 
 

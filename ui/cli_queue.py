@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ui.cli_common import _reading_catalog, _settings, ago, out
+from footage.names import printable
+from ui.cli_common import _reading_catalog, _settings, ago, out, shown
 
 if TYPE_CHECKING:
     from footage.db import Catalog
@@ -57,9 +57,9 @@ def render(snapshot: QueueSnapshot, seen: WorkersSeen | None) -> RenderableType:
             chunks = f"{r.chunks.done}/{r.chunks.total}" if r.chunks else "-"
             table.add_row(
                 str(r.video_id),
-                escape(r.camera),
-                escape(r.file),
-                escape(r.worker or "-") + state,
+                shown(r.camera),
+                shown(r.file),
+                shown(r.worker or "-") + state,
                 _bar(r.share),
                 seconds,
                 chunks,
@@ -67,13 +67,13 @@ def render(snapshot: QueueSnapshot, seen: WorkersSeen | None) -> RenderableType:
             )
         parts.append(table)
     if snapshot.failed:
-        shown = len(snapshot.failed)
-        more = f" (latest {shown} of {c.failed})" if c.failed > shown else ""
+        listed = len(snapshot.failed)
+        more = f" (latest {listed} of {c.failed})" if c.failed > listed else ""
         parts.append(Text(f"Failed{more}:", "bold red"))
         for f in snapshot.failed:
-            parts.append(Text(f"  video {f.video_id} {f.camera}/{f.file}: {f.reason}"))
+            parts.append(Text(printable(f"  video {f.video_id} {f.camera}/{f.file}: {f.reason}")))
     workers = ", ".join(snapshot.workers) or "none holding work"
-    parts.append(Text(f"Workers with work (live claims): {workers}"))
+    parts.append(Text(printable(f"Workers with work (live claims): {workers}")))
     if seen is not None:
         if seen.error:
             parts.append(Text(f"Celery: {seen.error}", "yellow"))
@@ -87,11 +87,11 @@ def render(snapshot: QueueSnapshot, seen: WorkersSeen | None) -> RenderableType:
             if not cam.enabled:
                 state = "disabled"
             table.add_row(
-                escape(cam.name),
-                escape(state),
+                shown(cam.name),
+                shown(state),
                 f"{ago(cam.heartbeat_age_s)} ago" if cam.heartbeat_age_s is not None else "-",
                 ago(cam.lag_s),
-                escape(cam.error or ""),
+                shown(cam.error or ""),
             )
         parts.append(table)
     return Group(*parts)

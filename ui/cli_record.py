@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 
 from footage.errors import InvalidInput, NotFound
-from ui.cli_common import _settings, err, out
+from ui.cli_common import _settings, err, out, shown
 
 if TYPE_CHECKING:
     from workers.live.recorder import RecorderView
@@ -30,13 +29,13 @@ def _table(views: list[RecorderView], backlog: int, mode: str) -> Table:
     for v in views:
         lag = f"{(now - v.last_chunk_at).total_seconds():.0f} s" if v.last_chunk_at else "-"
         table.add_row(
-            escape(v.name),
+            shown(v.name),
             str(v.state),
             str(v.chunks),
             f"{v.last_chunk_at:%H:%M:%S}" if v.last_chunk_at else "-",
             lag,
             v.clock or "-",
-            escape(v.error or ""),
+            shown(v.error or ""),
         )
     return table
 
@@ -81,7 +80,7 @@ def record(
         terminal = out.is_terminal
 
         def say(line: str) -> None:
-            err.print(escape(line), soft_wrap=True)
+            err.print(shown(line), soft_wrap=True)
 
         supervisor = Supervisor(settings, catalog, sink, chosen, say)
         if not terminal:

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from footage.secrets import mask_secrets
-from ui.cli_common import _settings, err, out
+from ui.cli_common import _settings, err, out, shown
 
 _STYLES = {
     "queued": ("green", "queued"),
@@ -58,7 +57,7 @@ def watch(
         said = mask_secrets(where + event.message)  # a broker's error may name its URL
         said = said.encode("utf-8", "backslashreplace").decode("utf-8")
         with lock:
-            out.print(f"[{style}]{word:>7}[/{style}]  {escape(said)}", soft_wrap=True)
+            out.print(f"[{style}]{word:>7}[/{style}]  {shown(said)}", soft_wrap=True)
 
     catalog = Catalog(settings)  # watching may be the catalog's first use: migrate
     watcher, sink, observer = start_watching(
@@ -66,7 +65,7 @@ def watch(
     )
     how = "queues them for the workers" if sink.queues else "ingests them here, one at a time"
     err.print(
-        f"Watching {escape(str(root))} for camera {escape(camera)}: {how} once unchanged for "
+        f"Watching {shown(str(root))} for camera {shown(camera)}: {how} once unchanged for "
         f"{settings.stable_s:g} s. Ctrl-C stops."
     )
 
@@ -87,7 +86,7 @@ def watch(
         else:
             doing = "queueing" if sink.queues else "ingesting"
             err.print(
-                f"Stopped while {doing} {escape(str(abandoned))}: it is taken again when the "
+                f"Stopped while {doing} {shown(str(abandoned))}: it is taken again when the "
                 "watcher (or `footage ingest`) next sees it."
             )
             # The sink's thread is inside native code (decoder, onnxruntime): letting the

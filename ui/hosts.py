@@ -30,3 +30,13 @@ def allowed_hosts(settings: Settings, listen: str | None = None) -> list[str]:
         if ":" in name:
             out.append(f"[{name}]")
     return list(dict.fromkeys(out))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps the port on this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

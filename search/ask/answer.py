@@ -17,9 +17,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -55,6 +57,38 @@ SYSTEM = (
     "cameras or ids. Reply as JSON: "
     '{"answer": "...", "citations": [12, 15]}.'
 )
+
+
+class AnswerCancelled(Exception):
+    """The one who asked has gone: the answer was abandoned (not an error to show)."""
+
+
+# This call's stop signal (Asker.ask's `stop`), read where the model is used.
+_STOP: ContextVar[threading.Event | None] = ContextVar("footage_ask_stop", default=None)
+
+
+class _Stoppable:
+    """The model, for one answer whose asker may leave: its stream ends at the next token
+    once `stop` is set (closing the stream stops the generation)."""
+
+    def __init__(self, llm: LLM, stop: threading.Event) -> None:
+        self._llm = llm
+        self._stop = stop
+
+    def stream(self, *args: Any, **kwargs: Any) -> Iterator[str]:
+        deltas = self._llm.stream(*args, **kwargs)
+        try:
+            for delta in deltas:
+                if self._stop.is_set():
+                    raise AnswerCancelled
+                yield delta
+        finally:
+            close = getattr(deltas, "close", None)
+            if close is not None:
+                close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llm, name)
 
 
 @dataclass(frozen=True)
@@ -199,7 +233,21 @@ class Asker:
             understood=(*question.understood, window),
         )
 
-    def ask(self, request: AskRequest, on_text: Callable[[str], None] | None = None) -> Answer:
+    def ask(
+        self,
+        request: AskRequest,
+        on_text: Callable[[str], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Answer:
+        """The answer; when `stop` is set (the one who asked has gone) the model stops at
+        its next token and AnswerCancelled is raised."""
+        token = _STOP.set(stop)
+        try:
+            return self._ask(request, on_text)
+        finally:
+            _STOP.reset(token)
+
+    def _ask(self, request: AskRequest, on_text: Callable[[str], None] | None) -> Answer:
         question, zone = self.understand(request)
         filters = _filters_dict(question, zone)
         if question.grounded and question.kind is not QuestionKind.SUMMARY:
@@ -458,7 +506,10 @@ class Asker:
         with self._loading:
             if self.llm is None and self._load_llm is not None:
                 self.llm, self._load_llm = self._load_llm(), None
-        return self.llm
+        stop = _STOP.get()
+        if stop is not None and stop.is_set():
+            raise AnswerCancelled
+        return self.llm if self.llm is None or stop is None else _Stoppable(self.llm, stop)
 
     def _phrase(self, text: str) -> tuple[str, str, list[str]]:
         """The computed sentence, reworded by the model when one is configured and its

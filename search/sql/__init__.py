@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from footage.errors import QueryError, QueryRefused
+from search.sql.gate import sql_slot
 from search.sql.result import Cap, Limits, QueryResult
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ __all__ = [
     "QueryResult",
     "run_readonly",
     "sandbox_status",
+    "sql_slot",
 ]
 
 
@@ -63,15 +65,17 @@ def limits(settings: Settings, limit: int | None = None) -> Limits:
 
 def run_readonly(settings: Settings, query: str, *, limit: int | None = None) -> QueryResult:
     """Runs one read-only query; at most min(limit, FOOTAGE_SQL_MAX_ROWS) rows and
-    FOOTAGE_SQL_MAX_BYTES of values, within FOOTAGE_SQL_TIMEOUT_S."""
+    FOOTAGE_SQL_MAX_BYTES of values, within FOOTAGE_SQL_TIMEOUT_S, and at most
+    FOOTAGE_SQL_MAX_CONCURRENT at once in this process (else Busy)."""
     from search.sql import postgres, sqlite
     from search.sql.check import check_query
 
-    dialect = _dialect(settings)
-    check_query(query, dialect)
-    if dialect == "sqlite":
-        return sqlite.run(_sqlite_path(settings), query, limits(settings, limit))
-    return postgres.run(postgres.reader_target(settings), query, limits(settings, limit))
+    with sql_slot(settings.sql_max_concurrent):
+        dialect = _dialect(settings)
+        check_query(query, dialect)
+        if dialect == "sqlite":
+            return sqlite.run(_sqlite_path(settings), query, limits(settings, limit))
+        return postgres.run(postgres.reader_target(settings), query, limits(settings, limit))
 
 
 def sandbox_status(settings: Settings) -> str:

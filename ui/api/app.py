@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,22 +21,28 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from footage.embedding import EmbedderUnavailable
-from footage.errors import FootageError, InvalidInput, NotFound, Unavailable
+from footage.errors import Busy, FootageError, InvalidInput, NotFound, Unavailable
 from footage.secrets import mask_secrets
 from footage.settings import Settings
 from footage.video_files import NotServable, open_video_file, video_record
 from search.ask.answer import AskRequest
 from search.ask.evidence import moments
 from search.query import Filters, SearchRequest, SearchResponse
-from search.sql import run_readonly
+from search.sql import run_readonly, sql_slot
 from search.videos import video_items
+from ui.api.asking import AskLine, answer_unless_gone, streamed_answer
+from ui.api.limits import FORM_OVERHEAD_BYTES, JSON_BODY_BYTES, BodyLimit
 from ui.api.opened_file import OpenedFileResponse
 from ui.api.warm import Warm
 from ui.hosts import allowed_hosts
@@ -70,6 +74,8 @@ def _status(exc: FootageError) -> int:
         return 404
     if isinstance(exc, NotServable):
         return 403
+    if isinstance(exc, Busy):
+        return 429
     if isinstance(exc, Unavailable | EmbedderUnavailable):
         return 503
     return 400  # InvalidInput, QueryRefused, QueryError, and every other user's error
@@ -150,13 +156,24 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         summary="Search and ask CCTV footage.",
         description="The JSON of every endpoint equals the matching `footage ... --json`.",
         lifespan=lifespan,
+        docs_url=None,
+        openapi_url=None,
+        redoc_url=None,
     )
-    # Outermost: a request naming another host (DNS rebinding) reaches nothing (400).
+    # Every body is capped as it arrives (ui/api/limits.py).
+    image_body = settings.max_image_bytes + FORM_OVERHEAD_BYTES
+    app.add_middleware(
+        BodyLimit,
+        limit_for=lambda path: image_body if path == "/search/image" else JSON_BODY_BYTES,
+    )
+    # Added last, so outermost: a request naming another host (DNS rebinding) reaches
+    # nothing (400).
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings, listen))
 
     @app.exception_handler(FootageError)
     async def _domain(request: Request, exc: FootageError) -> JSONResponse:
-        return JSONResponse({"detail": _one_line(exc)}, status_code=_status(exc))
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Busy) else None
+        return JSONResponse({"detail": _one_line(exc)}, status_code=_status(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -198,11 +215,27 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         return found
 
     guarded = [Depends(authorised)]
+    line = AskLine(settings.ask_max_waiting)  # questions: one answered, a bounded line
 
     @app.get("/health", summary="What is loaded; 503 until every part has loaded or failed")
     def health(request: Request) -> JSONResponse:
-        state = warm(request).health()
+        """Open (a load balancer asks it): states only; with the token, what each part is."""
+        try:
+            authorised(request)
+            details = True
+        except _Unauthorised:
+            details = False
+        state = {**warm(request).health(details), "questions": line.state()}
         return JSONResponse(state, status_code=200 if state["status"] == "ready" else 503)
+
+    # The description of the API is behind the token too.
+    @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=guarded, include_in_schema=False)
+    def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="footage")
 
     @app.get("/search", dependencies=guarded, summary="Moments by text or like a segment")
     def search(
@@ -219,22 +252,43 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         )
         return _results(response, answer)
 
-    @app.post("/search/image", dependencies=guarded, summary="Moments like an example image")
-    def search_image(
-        request: Request,
-        response: Response,
-        image: Annotated[UploadFile, File(description="A JPEG, PNG, WebP, ...")],
-        params: Annotated[SearchParams, Depends()],
+    @app.post(
+        "/search/image",
+        dependencies=guarded,
+        summary="Moments like an example image",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["image"],
+                            "properties": {
+                                "image": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "A JPEG, PNG, WebP, ...",
+                                }
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def search_image(
+        request: Request, response: Response, params: Annotated[SearchParams, Depends()]
     ) -> list[dict[str, Any]]:
-        data = image.file.read(settings.max_image_bytes + 1)
-        if len(data) > settings.max_image_bytes:
-            raise _TooBig(
-                f"the image is larger than {settings.max_image_bytes:,} bytes "
-                "(FOOTAGE_MAX_IMAGE_BYTES); send a smaller one"
-            )
-        path = save_upload(settings, data)  # checked before anything is written
-        answer = warm(request).searcher.search(
-            SearchRequest(image=path, filters=params.filters(settings), limit=params.limit)
+        searcher = warm(request).searcher
+        # Refused before the body is read when no image could be searched here.
+        await run_in_threadpool(searcher.check_image_search)
+        filters = params.filters(settings)
+        data = await _the_image(request, settings.max_image_bytes)
+        # Checked (bytes, pixels, decoded size, really an image) before anything is written.
+        path = await run_in_threadpool(save_upload, settings, data)
+        answer = await run_in_threadpool(
+            searcher.search, SearchRequest(image=path, filters=filters, limit=params.limit)
         )
         return _results(response, answer)
 
@@ -273,16 +327,22 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         raise NotFound(f"video {video_id} is not in the catalog (GET /videos lists them)")
 
     @app.post("/sql", dependencies=guarded, summary="One read-only query over the views")
-    def sql(body: SqlBody, response: Response) -> JSONResponse:
-        result = run_readonly(settings, body.query, limit=body.limit)
-        rows = [dict(zip(result.columns, r, strict=True)) for r in result.rows]
-        reply = JSONResponse(json.loads(json.dumps(rows, default=str)))
-        if result.notice:
-            _notices(reply, [result.notice])
+    def sql(body: SqlBody, response: Response) -> Response:
+        # The slot covers the encoding too: the rows and their JSON are what it bounds.
+        with sql_slot(settings.sql_max_concurrent):
+            result = run_readonly(settings, body.query, limit=body.limit)
+            encoded = json.dumps(
+                [dict(zip(result.columns, r, strict=True)) for r in result.rows], default=str
+            ).encode()
+            notice = result.notice
+            del result
+        reply = Response(encoded, media_type="application/json")
+        if notice:
+            _notices(reply, [notice])
         return reply
 
     @app.post("/ask", dependencies=guarded, summary="A question; the answer cites moments")
-    def ask(
+    async def ask(
         request: Request,
         body: AskBody,
         stream: Annotated[bool, Query(description="NDJSON: text deltas, then the answer")] = False,
@@ -296,11 +356,26 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
             moments=body.moments,
         )
         asker = warm(request).asker
-        asker.understand(asking)  # a bad question fails here, as a 400, before any model
+        # A bad question fails here, as a 400, before it takes a place in the line.
+        await run_in_threadpool(asker.understand, asking)
+        ticket = line.admit()  # Busy (429) when the line is full
         if not stream:
-            return asker.ask(asking).as_dict()
-        return StreamingResponse(_streamed(lambda on_text: asker.ask(asking, on_text)),
-                                 media_type="application/x-ndjson")  # fmt: skip
+            answer = await answer_unless_gone(
+                request, ticket, lambda stop: asker.ask(asking, stop=stop)
+            )
+            if answer is None:  # the client has gone: nobody reads this
+                return Response(status_code=499)
+            return answer.as_dict()
+        items = streamed_answer(
+            ticket,
+            lambda stop, on_text: asker.ask(asking, on_text, stop),
+            _stream_error,
+        )
+        return StreamingResponse(
+            (json.dumps(item).encode() + b"\n" async for item in items),
+            media_type="application/x-ndjson",
+            background=BackgroundTask(ticket.give_back, False),  # never started: freed
+        )
 
     @app.get("/media/videos/{video_id}", dependencies=guarded, summary="A video (byte ranges)")
     def media_video(request: Request, video_id: int) -> Response:
@@ -329,6 +404,23 @@ class _TooBig(Exception):
     pass
 
 
+async def _the_image(request: Request, max_bytes: int) -> bytes:
+    """The `image` part of a multipart form, at most `max_bytes` (the body as a whole is
+    capped as it arrives, by BodyLimit)."""
+    # A malformed form is Starlette's HTTPException(400); a body past the cap BodyTooBig.
+    async with request.form(max_files=1, max_fields=20) as form:
+        image = form.get("image")
+        if not isinstance(image, StarletteUpload):
+            raise InvalidInput("send the picture as the multipart form field `image`")
+        data = await image.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _TooBig(
+            f"the image is larger than {max_bytes:,} bytes (FOOTAGE_MAX_IMAGE_BYTES); send a "
+            "smaller one"
+        )
+    return data
+
+
 def _results(response: Response, answer: SearchResponse) -> list[dict[str, Any]]:
     _notices(response, answer.notices)
     if answer.strategy:
@@ -340,25 +432,8 @@ def _results(response: Response, answer: SearchResponse) -> list[dict[str, Any]]
     return [r.as_dict() for r in answer.results]
 
 
-def _streamed(run: Any) -> Iterator[bytes]:
-    """Runs `run(on_text)` on a thread; yields its text deltas, then the answer, as NDJSON."""
-    parts: queue.Queue[tuple[str, Any]] = queue.Queue()
-
-    def work() -> None:
-        try:
-            answer = run(lambda delta: parts.put(("text", delta)))
-            parts.put(("answer", answer.as_dict()))
-        except FootageError as exc:
-            parts.put(("error", {"detail": _one_line(exc), "status": _status(exc)}))
-        except Exception as exc:  # a bug: one line, the log has the rest
-            log.error("internal error while answering: %s", _one_line(exc), exc_info=exc)
-            parts.put(("error", {"detail": f"internal error ({type(exc).__name__})"}))
-        finally:
-            parts.put(("end", None))
-
-    threading.Thread(target=work, name="footage-ask", daemon=True).start()
-    while True:
-        kind, value = parts.get()
-        if kind == "end":
-            return
-        yield (json.dumps({kind: value}) + "\n").encode()
+def _stream_error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, FootageError):
+        return {"detail": _one_line(exc), "status": _status(exc)}
+    log.error("internal error while answering: %s", _one_line(exc), exc_info=exc)
+    return {"detail": f"internal error ({type(exc).__name__})"}

@@ -9,6 +9,7 @@ model loaders are locked and cached), never a second copy. `/health` reports eac
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,14 @@ class Part:
         if self.seconds is not None:
             found["seconds"] = round(self.seconds, 2)
         return found
+
+
+_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s/,;()]+/)*([^\s/,;()]+)")
+
+
+def without_paths(text: str) -> str:
+    """`text` with each absolute path cut to its last part (what the file is called)."""
+    return _PATH.sub(r"\1", text)
 
 
 def _reason(exc: BaseException) -> str:
@@ -128,9 +137,18 @@ class Warm:
             parts = list(self._parts.values())
         return all(p.state not in (Readiness.WAITING, Readiness.LOADING) for p in parts)
 
-    def health(self) -> dict[str, object]:
+    def health(self, details: bool) -> dict[str, object]:
+        """Each part's state; with `details` (a caller with the token) what it is, with
+        file names but never a path of this machine."""
         with self._lock:
-            parts = {name: part.as_dict() for name, part in self._parts.items()}
+            parts = {
+                name: part.as_dict() if details else {"state": part.state.value}
+                for name, part in self._parts.items()
+            }
+        if details:
+            for part in parts.values():
+                if "detail" in part:
+                    part["detail"] = without_paths(str(part["detail"]))
         return {
             "status": "ready" if self.ready else "loading",
             "uptime_s": round(time.monotonic() - self.started, 1),

@@ -9,6 +9,7 @@ from typing import Any
 import streamlit as st
 
 from footage.db import Catalog
+from footage.embedding import EmbedderUnavailable
 from footage.errors import FootageError, InvalidInput
 from footage.settings import Settings
 from search.query import QUERY_MAX_CHARS, Filters, SearchRequest, SearchResponse, SearchResult
@@ -31,7 +32,7 @@ def like(result: SearchResult) -> None:
     }
 
 
-def query_inputs(settings: Settings) -> None:
+def query_inputs(catalog: Catalog, settings: Settings) -> None:
     with st.form("search_form", border=False):
         text_col, button_col = st.columns([6, 1], vertical_alignment="bottom")
         text = text_col.text_input(
@@ -52,8 +53,12 @@ def query_inputs(settings: Settings) -> None:
             max_upload_size=max(1, -(-settings.max_image_bytes // (1024 * 1024))),
         )
         if upload is not None and st.button("Find moments like this image"):
-            try:  # checked before anything is saved
+            try:  # refused unread when nothing could use it; else checked before it is saved
+                searcher(catalog, settings).check_image_search()
                 path = save_upload(settings, upload.getvalue())
+            except EmbedderUnavailable as exc:
+                st.error(f"Cannot search: {exc}")
+                return
             except InvalidInput as exc:
                 st.error(f"This image cannot be used: {exc}")
                 return
@@ -128,7 +133,7 @@ def result_card(
 
 
 def search_tab(catalog: Catalog, settings: Settings, filters: Filters | str, limit: int) -> None:
-    query_inputs(settings)
+    query_inputs(catalog, settings)
     query: dict[str, Any] | None = st.session_state.get("query")
     if not query:
         st.caption("Describe a moment in words, or give an example image.")
