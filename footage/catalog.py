@@ -99,6 +99,16 @@ class CameraSecret(Base):
     url: Mapped[str] = mapped_column(Text)
 
 
+class CatalogIdentity(Base):
+    """One row: the catalog's random id (migration 0010). Queues carry it in their names,
+    so catalogs sharing a broker keep their tasks apart."""
+
+    __tablename__ = "catalog_identity"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class CameraGap(Base):
     """A stretch a live camera's recording missed (the stream dropped, or was unreachable)."""
 

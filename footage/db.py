@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import migrations
@@ -20,6 +21,7 @@ from footage.secrets import mask_secrets, mask_url
 from footage.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -44,6 +46,36 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     if read_only:
         options["execution_options"] = {"postgresql_readonly": True}
     return create_engine(url, **options)
+
+
+TRANSIENT_ATTEMPTS = 6  # 0.5 + 1 + 2 + 4 + 8 s of waiting: a server restart, a failover
+
+
+def retry_transient(work: Callable[[], T], what: str, attempts: int = TRANSIENT_ATTEMPTS) -> T:
+    """`work()`, tried again when the database connection fails under it (a killed
+    backend, a restart, a failover: SQLAlchemy's OperationalError; its pool replaces the
+    dead connection). `work` must be one transaction that may run again from the start.
+    After the last attempt: Unavailable, saying what could not be done."""
+    delay = 0.5
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except OperationalError as exc:
+            reason = (str(exc.orig or exc).strip().splitlines() or ["?"])[0]
+            if attempt == attempts:
+                raise Unavailable(
+                    f"the catalog could not be reached to {what} ({reason}); check that the "
+                    "database is up (footage doctor)"
+                ) from None
+            log.warning(
+                "the catalog's connection failed while trying to %s (%s); trying again in %g s",
+                what,
+                reason,
+                delay,
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+    raise AssertionError("unreachable")
 
 
 def alembic_config(url: str) -> Config:
@@ -141,6 +173,7 @@ class Catalog:
                 raise Unavailable(unreachable(self.url, exc)) from exc
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._identity: str | None = None
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
@@ -154,6 +187,21 @@ class Catalog:
             raise
         finally:
             session.close()
+
+    def identity(self) -> str:
+        """The catalog's random id (migration 0010): what its queues are named after."""
+        if self._identity is None:
+            from footage.catalog import CatalogIdentity
+
+            with self._sessions() as session:
+                found = session.scalars(select(CatalogIdentity.id)).first()
+            if found is None:
+                raise Unavailable(
+                    f"the catalog at {mask_url(self.url)} has no identity row: run "
+                    "`footage db upgrade`"
+                )
+            self._identity = found
+        return self._identity
 
     def dispose(self) -> None:
         self.engine.dispose()

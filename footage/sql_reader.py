@@ -38,6 +38,9 @@ ROLE_SETTINGS = {
     "statement_timeout": "60s",
     "idle_in_transaction_session_timeout": "60s",
 }
+# Set only by a superuser: the role's sessions are not tracked, so pg_stat_activity shows
+# nobody (not another user of the same role) the SQL they run.
+SUPERUSER_SETTINGS = {"track_activities": "off"}
 ROLE_ATTRIBUTES = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
 
 _PREFIX = "footage_reader_"
@@ -73,6 +76,13 @@ def setup_sql(database_url: str, password: str) -> str:
             )
             for name, value in ROLE_SETTINGS.items()
         ),
+        "--    As a superuser (hides the SQL users run from each other in pg_stat_activity):",
+        *(
+            sql.SQL("ALTER ROLE {} SET {} = {};").format(
+                role, sql.Identifier(name), sql.Literal(value)
+            )
+            for name, value in SUPERUSER_SETTINGS.items()
+        ),
         f"-- 2. Connected to database {database!r} as its owner ({owner}) or a superuser:",
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {};").format(sql.Identifier(database), role),
         sql.SQL("GRANT USAGE ON SCHEMA public TO {};").format(role),
@@ -86,3 +96,67 @@ def setup_sql(database_url: str, password: str) -> str:
         ),
     ]
     return "\n".join(line if isinstance(line, str) else line.as_string() for line in lines)
+
+
+def drop_reader(database_url: str, database: str | None = None) -> str:
+    """Drops the read-only role of this catalog (`database` None), or of a catalog whose
+    database was dropped (roles are cluster-wide: `DROP DATABASE` leaves them). Connects
+    with the app's URL; says what it did. Raises InvalidInput when it may not."""
+    import psycopg
+
+    from footage.errors import InvalidInput, Unavailable
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        raise InvalidInput("SQLite catalogs have no reader role: users' SQL opens the file")
+    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise Unavailable(f"cannot reach the catalog: {str(exc).strip().splitlines()[0]}") from None
+    with conn:
+        here = conn.execute("SELECT current_database()").fetchone()
+        current = str(here[0]) if here else ""
+        target = database or current
+        role = reader_role(target)
+        found = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+        if found is None:
+            return f"there is no reader role {role} (for the database {target!r})"
+        if found[0]:
+            raise InvalidInput(f"{role} is a superuser, not a footage reader role: not dropped")
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target,)).fetchone()
+        if target != current and exists:
+            raise InvalidInput(
+                f"the database {target!r} still exists: drop its reader from its own catalog "
+                "(FOOTAGE_DATABASE_URL naming it), or drop the database first"
+            )
+        name = sql.Identifier(role)
+        try:
+            with conn.transaction():
+                if target == current:
+                    for statement in (
+                        "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
+                        "REVOKE ALL ON SCHEMA public FROM {role}",
+                        "REVOKE ALL ON DATABASE {database} FROM {role}",
+                    ):
+                        conn.execute(
+                            sql.SQL(statement).format(role=name, database=sql.Identifier(target))
+                        )
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE role = %s").format(
+                            sql.Identifier(SECRET_TABLE)
+                        ),
+                        (role,),
+                    )
+                conn.execute(sql.SQL("DROP ROLE {}").format(name))
+        except psycopg.Error as exc:
+            raise InvalidInput(
+                f"could not drop {role}: {str(exc).strip().splitlines()[0]} (the app's role "
+                "needs CREATEROLE; a DBA can run DROP ROLE)"
+            ) from None
+    if target == current:
+        return (
+            f"dropped {role}: users' SQL on this catalog is refused from now on "
+            "(`footage db reader-sql` prints how to make a reader again)"
+        )
+    return f"dropped {role}, the reader role of the dropped database {target!r}"

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from footage.catalog import Video, VideoStatus
-from footage.db import Catalog
+from footage.db import Catalog, retry_transient
 from footage.errors import FootageError
 from indexer.files import Fingerprint
 from indexer.store import forget_contents
@@ -145,6 +145,9 @@ class Claims:
 
         None when the row is gone (another task resolved it already).
         """
+        return retry_transient(lambda: self._hold_queued(video_id), "claim a queued video")
+
+    def _hold_queued(self, video_id: int) -> Claim | Busy | AlreadyDone | None:
         at, token = now(), str(uuid.uuid4())
         with self.catalog.unit_of_work() as session:
             taken = _rows_changed(
@@ -170,10 +173,13 @@ class Claims:
         of the same path whose content is a prefix of this file (a recording that grew
         since it was indexed) is claimed and refilled, so a recording is never indexed twice.
         """
+        def attempt() -> Claim | Busy | AlreadyDone | None:
+            with self.catalog.unit_of_work() as session:
+                return self._acquire(session, target, held)
+
         for _ in range(5):
             try:
-                with self.catalog.unit_of_work() as session:
-                    outcome = self._acquire(session, target, held)
+                outcome = retry_transient(attempt, f"claim {target.path.name}")
             except IntegrityError:  # another ingest created the row first: look again
                 continue
             if outcome is not None:

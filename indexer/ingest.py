@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from footage.cameras import camera_row
 from footage.catalog import StartSource, Video, VideoStatus
-from footage.db import Catalog
+from footage.db import Catalog, retry_transient
 from footage.names import camera_name
 from footage.settings import Settings
 from footage.video_files import canonical_path, leaves
@@ -250,7 +250,8 @@ class Ingestor:
             try:
                 stable_s = 0.0 if request.complete else self.settings.stable_s
                 wait_until_stable(path, stable_s, self.settings.stable_wait_s, waiting)
-                fp = fingerprint(path, self._earlier_sizes(path))
+                earlier = retry_transient(lambda: self._earlier_sizes(path), "read its rows")
+                fp = fingerprint(path, earlier)
             except StillGrowing as exc:
                 if held is not None:
                     self._requeue(claims, held, str(exc))
@@ -262,8 +263,9 @@ class Ingestor:
                 if held is not None:
                     return self._fail(claims, held, path, reason)
                 return self._fail_unhashed(path, request.camera, reason)
-            with self.catalog.unit_of_work() as session:
-                camera_id = camera_row(session, request.camera).id
+            camera_id = retry_transient(
+                lambda: self._camera_id(request.camera), f"file it under {request.camera}"
+            )
             try:
                 got = claims.acquire(FileTarget(path, camera_id, fp), held)
             except ClaimLost as exc:  # the queued row was taken over while we waited
@@ -348,6 +350,10 @@ class Ingestor:
             start_source=source,
             chunks=tuple(chunks),
         )
+
+    def _camera_id(self, camera: str) -> int:
+        with self.catalog.unit_of_work() as session:
+            return camera_row(session, camera).id
 
     def _earlier_sizes(self, path: Path) -> list[int]:
         """Sizes of rows filed under this path: the file may be one of them, grown."""

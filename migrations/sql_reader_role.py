@@ -17,7 +17,13 @@ from alembic import op
 from psycopg import sql
 from sqlalchemy.exc import DBAPIError
 
-from footage.sql_reader import ROLE_ATTRIBUTES, ROLE_SETTINGS, SECRET_TABLE, reader_role
+from footage.sql_reader import (
+    ROLE_ATTRIBUTES,
+    ROLE_SETTINGS,
+    SECRET_TABLE,
+    SUPERUSER_SETTINGS,
+    reader_role,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +88,7 @@ def create_reader_role(relations: Sequence[str]) -> None:
                         sql.Identifier(role), sql.Identifier(name), sql.Literal(value)
                     )
                 )
+            hide_reader_activity()
             _execute(
                 sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                     sql.Identifier(_scalar("SELECT current_database()")), sql.Identifier(role)
@@ -99,6 +106,26 @@ def create_reader_role(relations: Sequence[str]) -> None:
             "SQL that `footage db reader-sql` prints.",
             role,
             str(exc.orig).strip().splitlines()[0],
+        )
+
+
+def hide_reader_activity() -> None:
+    """The reader role's sessions untracked (SUPERUSER_SETTINGS), when the app's role is a
+    superuser (only a superuser may set them); otherwise users' SQL refuses the server's
+    views instead (search/sql/check.py) and `footage db reader-sql` shows a DBA the line."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    role = _role()
+    if not _role_exists(role):
+        return
+    if not _scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+        log.info("not a superuser: %s's sessions stay visible in pg_stat_activity", role)
+        return
+    for name, value in SUPERUSER_SETTINGS.items():
+        _execute(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                sql.Identifier(role), sql.Identifier(name), sql.Literal(value)
+            )
         )
 
 

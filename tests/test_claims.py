@@ -254,3 +254,53 @@ def test_videos_command_tells_live_from_stale(short: Settings) -> None:
     assert item["status"] == "processing" and item["state"] == "stale"
     assert "nvr-2:4242 task 7" in item["activity"]
     catalog.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_killed_at_the_claim_is_tried_again(
+    tmp_path: Path, onnx_spec: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database ends the ingest's connection just as it claims the video (a restart,
+    a failover, an administrator's pg_terminate_backend): the claim is tried again on a new
+    connection; it used to end the ingest with an internal error."""
+    import psycopg
+    from sqlalchemy import event
+
+    from tests.conftest import PG_ADMIN_URL, _pg_database, make_settings
+
+    databases = _pg_database()
+    url = next(databases)
+    settings = make_settings(tmp_path / "data", url, onnx_spec)
+    catalog = Catalog(settings)
+    killed: list[int] = []
+
+    watched: list[object] = ["videos", 1]  # kill the nth statement reading this table
+    seen = [0]
+
+    def kill_the_first_claim(conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if killed or f"FROM {watched[0]}" not in statement:
+            return
+        seen[0] += 1
+        if seen[0] != watched[1]:
+            return
+        pid = conn.connection.dbapi_connection.info.backend_pid
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        killed.append(pid)
+
+    try:
+        event.listen(catalog.engine, "before_cursor_execute", kill_the_first_claim)
+        short = "intel_worker-zone_480x270_from-gif.mp4"
+        # each step of taking the claim: the file's rows, its camera, the claim itself
+        steps = [("videos", 1), ("cameras", 1), ("videos", 2)]
+        for table, nth in steps:
+            killed.clear()
+            watched[:], seen[0] = [table, nth], 0
+            outcome = Ingestor(catalog, settings).ingest(IngestRequest(clip(short), "gate"))
+            assert killed, f"statement {nth} on {table} met a killed connection"
+            assert outcome.status in ("done", "skipped"), outcome.message
+        assert caplog.text.count("trying again") == len(steps)
+        assert "while trying to claim" in caplog.text
+    finally:
+        catalog.dispose()
+        databases.close()

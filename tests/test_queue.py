@@ -77,3 +77,49 @@ def test_queue_ingests_good_files_and_records_bad_ones(
 def test_queue_needs_a_broker(tmp_path: Path, onnx_spec: Path) -> None:
     with pytest.raises(Unavailable, match="FOOTAGE_BROKER_URL"):
         make_celery(make_settings(tmp_path, None, onnx_spec))
+
+
+def _until(catalog: Catalog, status: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while set(_statuses(catalog).values()) != {status}:
+        assert time.monotonic() < deadline, _statuses(catalog)
+        time.sleep(0.2)
+
+
+def test_two_catalogs_on_one_broker_keep_their_tasks_apart(tmp_path: Path, onnx_spec: Path) -> None:
+    """Two installations pointed at one Redis took and acknowledged each other's tasks
+    (a task of A run against B's catalog: A's video stayed queued, its message gone). Each
+    catalog's queues now carry its identity."""
+    from tests.queue_helpers import PrivateRedis
+    from workers.app import routed_queues
+
+    broker = PrivateRedis(tmp_path)
+    broker.start()
+    try:
+        one, two = (
+            make_settings(tmp_path / name, None, onnx_spec).model_copy(
+                update={"broker_url": broker.url}
+            )
+            for name in ("a", "b")
+        )
+        first, second = Catalog(one), Catalog(two)
+        app_one, app_two = make_celery(one), make_celery(two)
+        assert first.identity() != second.identity()
+        (queue_one,), (queue_two,) = routed_queues(app_one), routed_queues(app_two)
+        assert queue_one != queue_two and queue_one.startswith("footage.ingest:")
+        video = clip("intel_worker-zone_480x270_from-gif.mp4")
+        assert enqueue(first, app_one, [IngestRequest(video, "gate")]).sent
+        assert enqueue(second, app_two, [IngestRequest(video, "dock")]).sent
+        waiting = redis.Redis.from_url(broker.url)
+        assert (waiting.llen(queue_one), waiting.llen(queue_two)) == (1, 1)
+
+        with start_worker(worker_app(two), pool="solo", perform_ping_check=False):
+            _until(second, "done")
+        assert set(_statuses(first).values()) == {"queued"}  # the other's worker left it
+        assert waiting.llen(queue_one) == 1
+        with start_worker(worker_app(one), pool="solo", perform_ping_check=False):
+            _until(first, "done")
+        first.dispose()
+        second.dispose()
+    finally:
+        broker.stop()

@@ -259,6 +259,13 @@ ABUSE = [
     ("crosstab-runs-sql", "postgres", "SELECT * FROM crosstab('SELECT 1')", "crosstab"),
     ("qualified", "postgres", "SELECT pg_catalog.ts_stat('SELECT 1')", "ts_stat"),
     ("advisory", "postgres", "SELECT pg_advisory_lock(1)", "pg_advisory_lock"),
+    # the server's sessions, roles and databases (issue 15, item 10)
+    ("sessions", "postgres", "SELECT query FROM pg_stat_activity", "database server"),
+    ("sessions-fn", "postgres", "SELECT * FROM pg_stat_get_activity(NULL)", "pg_stat_get"),
+    ("roles", "postgres", "SELECT rolname FROM pg_roles", "database server"),
+    ("databases", "postgres", "SELECT datname FROM pg_catalog.pg_database", "database server"),
+    ("users", "postgres", "SELECT 1 WHERE EXISTS (SELECT 1 FROM pg_user)", "database server"),
+    ("role-by-id", "postgres", "SELECT pg_get_userbyid(10)", "pg_get_userbyid"),
     ("set-role", "postgres", "SET ROLE postgres", "only SELECT"),
     ("reset-role", "postgres", "RESET ROLE", "only SELECT"),
     ("do-block", "postgres", "DO $$ BEGIN DELETE FROM detections; END $$", "only SELECT"),
@@ -374,6 +381,44 @@ def test_reader_cannot_stop_the_apps_sessions(env: Env) -> None:
         with pytest.raises(QueryError, match="(?i)superuser|permission"):
             _run_unchecked(env, f"SELECT pg_terminate_backend({pid})")
         assert app_conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_other_users_sql_is_not_in_pg_stat_activity(env: Env) -> None:
+    """Every user's SQL runs as the one reader role, and a role sees its own sessions'
+    query text in pg_stat_activity: the role's sessions are not tracked (a superuser set
+    track_activities off in migration 0009)."""
+    import threading
+
+    _only("postgres", env)
+    marker = f"secret-{uuid.uuid4().hex}"
+    patient = env.settings.model_copy(update={"sql_timeout_s": 30.0})
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_readonly(patient, f"SELECT pg_sleep(3), '{marker}' AS m")
+        except BaseException as exc:  # shown by the assertion below
+            failed.append(exc)
+
+    running = threading.Thread(target=run)
+    running.start()
+    try:
+        with psycopg.connect(
+            postgres.conninfo(env.settings.resolved_database_url), autocommit=True
+        ) as admin:
+            deadline = time.monotonic() + 10
+            seen: list[tuple[Any, ...]] = []
+            while time.monotonic() < deadline and not seen:
+                seen = admin.execute(
+                    "SELECT state, query FROM pg_stat_activity "
+                    "WHERE usename = %s AND datname = current_database()",
+                    (postgres.reader_target(env.settings).role,),
+                ).fetchall()
+            assert seen, f"the reader's session is listed ({failed})"
+            assert all(marker not in (query or "") for _, query in seen), seen
+            assert {state for state, _ in seen} == {"disabled"}
+    finally:
+        running.join()
 
 
 def test_timeout_is_kept_to(env: Env) -> None:
@@ -840,3 +885,47 @@ def test_conftest_drops_the_reader_role() -> None:
     with psycopg.connect(PG_ADMIN_URL) as conn:
         left = conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     assert left == (0,)
+
+
+@pytest.mark.postgres
+def test_a_dropped_catalogs_reader_role_can_be_dropped(tmp_path: Path) -> None:
+    """Roles are cluster-wide: DROP DATABASE leaves the catalog's reader role (with its
+    password's verifier) behind. `footage db drop-reader` drops it, before or after."""
+    runner = CliRunner()
+
+    def roles(*names: str) -> set[str]:
+        with psycopg.connect(PG_ADMIN_URL) as conn:
+            rows = conn.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(names),)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    kept, gone = _pg_database(), _pg_database()
+    kept_url, gone_url = next(kept), next(gone)
+    try:
+        upgrade(kept_url)
+        upgrade(gone_url)
+        kept_db, gone_db = make_url(kept_url).database or "", make_url(gone_url).database or ""
+        kept_role, gone_role = reader_role(kept_db), reader_role(gone_db)
+        env = {"FOOTAGE_DATABASE_URL": kept_url, "FOOTAGE_DATA_DIR": str(tmp_path)}
+        refused = runner.invoke(app, ["db", "drop-reader", "--database", gone_db], env=env)
+        assert refused.exit_code == 2 and "still exists" in refused.output
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{gone_db}" WITH (FORCE)')
+        assert roles(gone_role) == {gone_role}, "DROP DATABASE left the role"
+        dropped = runner.invoke(app, ["db", "drop-reader", "--database", gone_db], env=env)
+        assert dropped.exit_code == 0 and f"dropped {gone_role}" in dropped.stdout
+        assert roles(gone_role, kept_role) == {kept_role}
+
+        settings = Settings(data_dir=tmp_path, database_url=kept_url)
+        assert run_readonly(settings, "SELECT 1 AS n").rows == ((1,),)
+        here = runner.invoke(app, ["db", "drop-reader"], env=env)
+        assert here.exit_code == 0 and "refused from now on" in here.stdout
+        assert roles(kept_role) == set()
+        with pytest.raises(QueryRefused, match="footage db reader-sql"):
+            run_readonly(settings, "SELECT 1")
+        again = runner.invoke(app, ["db", "drop-reader"], env=env)
+        assert again.exit_code == 0 and "there is no reader role" in again.stdout
+    finally:
+        gone.close()
+        kept.close()

@@ -346,6 +346,23 @@ def sql(
         err.print(f"[yellow]{shown(result.notice)}[/yellow]")
 
 
+@db_app.command("drop-reader")
+def db_drop_reader(
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="The reader of this dropped database (roles outlive DROP DATABASE).",
+        ),
+    ] = None,
+) -> None:
+    """Drop the read-only role users' SQL runs as: this catalog's (before its database is
+    dropped), or a dropped catalog's (PostgreSQL)."""
+    from footage.sql_reader import drop_reader
+
+    out.print(shown(drop_reader(_settings().resolved_database_url, database)))
+
+
 @db_app.command("reader-sql")
 def db_reader_sql() -> None:
     """Print the SQL a DBA runs to make the read-only role users' SQL runs as (PostgreSQL,
@@ -714,11 +731,11 @@ def worker(
 ) -> None:
     """Run a Celery worker that ingests queued videos (needs FOOTAGE_BROKER_URL)."""
     from footage.errors import Unavailable
-    from workers.app import worker_app, worker_queues
+    from workers.app import catalog_id, worker_app, worker_queues
 
     settings = _settings()
     try:
-        names = worker_queues(settings, queues)
+        names = worker_queues(settings, queues, catalog_id(settings.resolved_database_url))
         celery = worker_app(settings)
     except Unavailable as exc:
         err.print(f"[red]{shown(str(exc))}[/red]")

@@ -39,18 +39,36 @@ TASK = "footage.ingest_video"
 MODEL_TASKS = (TASK, CHUNK_TASK, JOIN_TASK)
 
 
-def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
+def scoped(queue: str, catalog: str) -> str:
+    """The broker's name of a queue for one catalog: `footage.ingest:1f0c...`. Two catalogs
+    that share a broker took and acknowledged each other's tasks under one name; now each
+    catalog's senders and workers use queues of their own."""
+    return f"{queue}:{catalog[:12]}"
+
+
+@lru_cache(maxsize=8)
+def catalog_id(database_url: str) -> str:
+    """The identity of the catalog at `database_url` (migrated first, as workers do)."""
+    catalog = Catalog(Settings(database_url=database_url))
+    try:
+        return catalog.identity()
+    finally:
+        catalog.dispose()
+
+
+def task_routes(settings: Settings, catalog: str) -> dict[str, dict[str, str]]:
     """Celery's `task_routes`: each model task by name to the queue that settings give."""
-    return {name: {"queue": settings.ingest_queue} for name in MODEL_TASKS}
+    return {name: {"queue": scoped(settings.ingest_queue, catalog)} for name in MODEL_TASKS}
 
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
 
 
-def worker_queues(settings: Settings, given: str | None) -> tuple[str, ...]:
-    """The queues a worker consumes: those given (comma-separated), else the ingest queue."""
+def worker_queues(settings: Settings, given: str | None, catalog: str) -> tuple[str, ...]:
+    """The broker's names of the queues a worker consumes: those given (comma-separated),
+    else the ingest queue, each of this catalog."""
     if given is None:
-        return (settings.ingest_queue,)
+        return (scoped(settings.ingest_queue, catalog),)
     names = tuple(dict.fromkeys(n.strip() for n in given.split(",") if n.strip()))
     bad = [n for n in names if not _QUEUE_NAME.match(n)]
     if not names or bad:
@@ -59,7 +77,7 @@ def worker_queues(settings: Settings, given: str | None) -> tuple[str, ...]:
             f"queue names are letters, digits and . _ : - (got {shown}); "
             "e.g. --queues footage.ingest,footage.gpu"
         )
-    return names
+    return tuple(scoped(name, catalog) for name in names)
 
 
 def queue_for(app: Celery, task: str) -> str:
@@ -74,10 +92,12 @@ def routed_queues(app: Celery) -> tuple[str, ...]:
 
 
 def make_celery(settings: Settings) -> Celery:
+    """The app that sends (and, in a worker, runs) this catalog's tasks."""
     if not settings.broker_url:
         raise Unavailable(
             "FOOTAGE_BROKER_URL is not set: there is no queue to use (e.g. redis://host:6379/0)"
         )
+    catalog = catalog_id(settings.resolved_database_url)
     limit = settings.task_time_limit_s
     # No result backend: the catalog holds every video's status and progress, and a
     # backend would be one more thing to reach (publishing waited ~20 s on a backend that
@@ -88,8 +108,8 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=settings.ingest_queue,
-        task_routes=task_routes(settings),
+        task_default_queue=scoped(settings.ingest_queue, catalog),
+        task_routes=task_routes(settings, catalog),
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,

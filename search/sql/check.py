@@ -97,9 +97,23 @@ _DENIED_FUNCTIONS = frozenset(
         "crosstab3",
         "crosstab4",
         "connectby",
+        # the server's roles, databases and sessions
+        "pg_get_userbyid",
+        "pg_database_size",
+        "has_database_privilege",
+        "pg_blocking_pids",
+        "pg_safe_snapshot_blocking_pids",
+        "pg_current_logfile",
     }
 )
+# PostgreSQL's own catalogs and statistics views (pg_stat_activity shows the SQL other
+# sessions of the same role run; pg_roles and pg_database list the cluster's roles and
+# databases): users' SQL reads the footage, not the server. `information_schema` stays
+# (it lists only what the role may read).
+_SERVER_SCHEMAS = frozenset({"pg_catalog", "pg_toast"})
 _DENIED_PREFIXES = (
+    "pg_stat_",  # other sessions' activity (pg_stat_get_activity, ...)
+    "pg_show_",
     "lo_",
     "dblink",
     "pg_read_",
@@ -197,11 +211,24 @@ def check_query(query: str, dialect: Dialect) -> None:
             raise QueryRefused(
                 f"{_statement_name(node)} is not allowed inside a query; only reading is allowed"
             )
+        if dialect == "postgres" and isinstance(node, exp.Table) and _server_view(node):
+            raise QueryRefused(
+                f"{node.sql(dialect=dialect)} describes the database server (its sessions, "
+                "roles or databases), not the footage: users' SQL reads the catalog's views "
+                "and tables (detections_v, segments_v, tracks_v, ...)"
+            )
         if isinstance(node, exp.Func):
             for name in _function_names(node):
                 reason = _denied(name, dialect)
                 if reason:
                     raise QueryRefused(f"function {name}() is not allowed in users' SQL: {reason}")
+
+
+def _server_view(table: exp.Table) -> bool:
+    schema, name = table.db.lower(), table.name.lower()
+    if schema:
+        return schema in _SERVER_SCHEMAS or schema.startswith("pg_temp")
+    return name.startswith("pg_")  # pg_catalog is on every search_path, first
 
 
 def _denied(name: str, dialect: Dialect) -> str | None:
