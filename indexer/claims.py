@@ -173,6 +173,7 @@ class Claims:
         of the same path whose content is a prefix of this file (a recording that grew
         since it was indexed) is claimed and refilled, so a recording is never indexed twice.
         """
+
         def attempt() -> Claim | Busy | AlreadyDone | None:
             with self.catalog.unit_of_work() as session:
                 return self._acquire(session, target, held)
