@@ -105,12 +105,12 @@ def record(
                     while not stop.wait(1.0):
                         live.update(_table(supervisor.views(), sink.backlog, sink.mode))
             else:
-                shown: dict[str, tuple[str, str | None]] = {}
+                last_said: dict[str, tuple[str, str | None]] = {}
                 while not stop.wait(1.0):
                     for v in supervisor.views():
                         now = (str(v.state), v.error)
-                        if shown.get(v.name) != now:
-                            shown[v.name] = now
+                        if last_said.get(v.name) != now:
+                            last_said[v.name] = now
                             say(f"{v.name}: {v.state}" + (f" ({v.error})" if v.error else ""))
         except KeyboardInterrupt:
             pass
