@@ -270,6 +270,9 @@ class Settings(BaseSettings):
     api_timeout_s: float = Field(
         120.0, gt=0.0, le=3600.0, description="The CLI gives up on the service after this."
     )
+    console_session_hours: float = Field(
+        8.0, gt=0.0, le=24 * 30, description="A console sign-in lasts this long."
+    )
     api_header_timeout_s: float = Field(
         10.0,
         gt=0.0,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import exists, select
 
-from footage.catalog import Segment, Video, VideoStatus
+from footage.catalog import Camera, Segment, Video, VideoStatus
 from footage.errors import FootageError, NotFound
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class VideoRecord:
     mtime_ns: int | None
     file_id: str | None
     indexed: bool  # at least one of its segments is in the catalog
+    camera: str = ""
 
 
 def video_record(catalog: Catalog, video_id: int) -> VideoRecord:
@@ -101,11 +102,16 @@ def video_record(catalog: Catalog, video_id: int) -> VideoRecord:
                 Video.mtime_ns,
                 Video.file_id,
                 has_segments,
-            ).where(Video.id == video_id)
+                Camera.name,
+            )
+            .join(Camera, Camera.id == Video.camera_id)
+            .where(Video.id == video_id)
         ).first()
     if row is None:
         raise NotFound(f"video {video_id} is not in the catalog (GET /videos lists them)")
-    return VideoRecord(video_id, row[0], row[1], row[2], int(row[3]), row[4], row[5], bool(row[6]))
+    return VideoRecord(
+        video_id, row[0], row[1], row[2], int(row[3]), row[4], row[5], bool(row[6]), row[7]
+    )
 
 
 class _Verified:

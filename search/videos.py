@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from footage.catalog import Camera, Segment, Video, VideoStatus
 from footage.db import Catalog
+from footage.settings import Settings
 
 
 def list_videos(
@@ -83,3 +85,37 @@ def video_items(
             }
         )
     return items
+
+
+def segment_camera(catalog: Catalog, segment_id: int) -> str:
+    """The camera of a segment ("" when there is no such segment)."""
+    if not 1 <= segment_id < 2**63:
+        return ""
+    with catalog.engine.connect() as conn:
+        found = conn.execute(
+            select(Camera.name)
+            .join(Segment, Segment.camera_id == Camera.id)
+            .where(Segment.id == segment_id)
+        ).scalar()
+    return found or ""
+
+
+def picture_camera(catalog: Catalog, settings: Settings, path: str) -> str | None:
+    """The camera whose video a thumbnail or crop was taken from: media paths start with
+    the video's id (`12/segment_...jpg`), given relative or under the media folder."""
+    relative = Path(path)
+    if relative.is_absolute():
+        try:
+            relative = relative.relative_to(settings.media_dir)
+        except ValueError:
+            return None
+    first = relative.parts[0] if relative.parts else ""
+    if not first.isdigit() or not 1 <= int(first) < 2**63:
+        return None
+    with catalog.engine.connect() as conn:
+        found = conn.execute(
+            select(Camera.name)
+            .join(Video, Video.camera_id == Camera.id)
+            .where(Video.id == int(first))
+        ).scalar()
+    return found

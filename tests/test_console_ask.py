@@ -66,7 +66,7 @@ def _texts(node: Any) -> list[str]:
 
 def test_the_ask_tab_is_second_and_says_once_that_no_model_is_configured(env: Settings) -> None:
     at = start()
-    assert [t.label for t in at.tabs] == ["Search", "Ask", "Videos", "Timeline", "SQL"]
+    assert [t.label for t in at.tabs] == ["Search", "Ask", "Videos", "Timeline", "SQL", "Audit"]
     ask = at.tabs[1]
     assert sum(NO_MODEL in c.value for c in ask.caption) == 1
     assert not at.error, [e.value for e in at.error]

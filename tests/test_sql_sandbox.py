@@ -259,6 +259,13 @@ ABUSE = [
     ("crosstab-runs-sql", "postgres", "SELECT * FROM crosstab('SELECT 1')", "crosstab"),
     ("qualified", "postgres", "SELECT pg_catalog.ts_stat('SELECT 1')", "ts_stat"),
     ("advisory", "postgres", "SELECT pg_advisory_lock(1)", "pg_advisory_lock"),
+    # users, keys and the audit trail (issue 15): never readable by users' SQL
+    ("user-hashes", "sqlite", "SELECT password_hash FROM users", "password hashes"),
+    ("user-hashes-pg", "postgres", "SELECT password_hash FROM users", "permission denied"),
+    ("key-hashes", "sqlite", "SELECT secret_sha256 FROM api_keys", "keys' hashes"),
+    ("key-hashes-pg", "postgres", "SELECT secret_sha256 FROM api_keys", "permission denied"),
+    ("audit", "sqlite", "SELECT * FROM audit", "audit trail"),
+    ("audit-pg", "postgres", "SELECT * FROM audit", "permission denied"),
     # the server's sessions, roles and databases (issue 15, item 10)
     ("sessions", "postgres", "SELECT query FROM pg_stat_activity", "database server"),
     ("sessions-fn", "postgres", "SELECT * FROM pg_stat_get_activity(NULL)", "pg_stat_get"),

@@ -25,6 +25,7 @@ from ui.cli_cameras import cameras_app
 from ui.cli_common import _reading_catalog, _settings, err, out, shown
 from ui.cli_queue import queue
 from ui.cli_record import record
+from ui.cli_users import audit, keys_app, users_app
 from ui.cli_watch import watch
 from ui.hosts import allowed_hosts, is_loopback
 
@@ -75,6 +76,9 @@ app.add_typer(db_app, name="db")
 index_app = typer.Typer(help="The vector indexes behind search.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 app.add_typer(cameras_app, name="cameras")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.command(name="audit")(audit)
 app.command("watch")(watch)
 app.command("queue")(queue)
 app.command("record")(record)
@@ -847,15 +851,17 @@ def serve(
     from ui.api.limits import header_deadline_protocol
 
     settings = _settings()
-    if not is_loopback(host) and settings.api_token is None:
+    if not is_loopback(host) and settings.api_token is None and not _has_users(settings):
         if not insecure:
             raise InvalidInput(
                 f"footage serve --host {host} would let anyone who reaches this port search, "
-                "read the SQL views and fetch videos: set FOOTAGE_API_TOKEN (then clients send "
-                "`Authorization: Bearer TOKEN`), or give --insecure on a network you trust"
+                "read the SQL views and fetch videos: add users and give them keys "
+                "(`footage users add`, `footage keys add`), or set FOOTAGE_API_TOKEN (then "
+                "clients send `Authorization: Bearer TOKEN`), or give --insecure on a network "
+                "you trust"
             )
         err.print(
-            f"[yellow]Listening on {shown(host)} without FOOTAGE_API_TOKEN (--insecure):"
+            f"[yellow]Listening on {shown(host)} without users or FOOTAGE_API_TOKEN (--insecure):"
             "[/yellow] anyone who reaches this port can search, read the SQL views and fetch "
             "videos."
         )
@@ -871,6 +877,17 @@ def serve(
         access_log=False,
         http=header_deadline_protocol(settings.api_header_timeout_s),
     )
+
+
+def _has_users(settings: Settings) -> bool:
+    from footage.db import Catalog
+    from footage.users import any_users
+
+    catalog = Catalog(settings)  # the service's start migrates it anyway
+    try:
+        return any_users(catalog)
+    finally:
+        catalog.dispose()
 
 
 @app.command()

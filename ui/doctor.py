@@ -47,6 +47,8 @@ def _checks(settings: Settings) -> Iterator[Check]:
         engine.dispose()
     except Exception as exc:
         yield Check("catalog", False, f"{mask_url(url)}: {exc}")
+    else:
+        yield _access(settings)
 
     from indexer.detectors import DetectorUnavailable, load_detector
 
@@ -137,3 +139,33 @@ def _service(settings: Settings) -> Check:
         if isinstance(part, dict) and "state" in part and name != "catalog"
     )
     return Check("service", reply.status_code == 200, f"{where}: {state.get('status')} ({parts})")
+
+
+def _access(settings: Settings) -> Check:
+    """Who the command line acts as, and who may use the service."""
+    import getpass
+
+    from footage.db import Catalog
+    from footage.users import list_users
+
+    catalog = Catalog(settings, migrate=False)
+    try:
+        users = list_users(catalog)
+    finally:
+        catalog.dispose()
+    me = getpass.getuser()
+    admins = sum(u.role == "admin" for u in users)
+    service = (
+        f"the service needs a key ({len(users)} users, {admins} admins"
+        + (", and FOOTAGE_API_TOKEN" if settings.api_token else "")
+        + ")"
+        if users or settings.api_token
+        else "no users and no FOOTAGE_API_TOKEN: the service is open, on loopback only"
+    )
+    return Check(
+        "access",
+        True,
+        f"this command line acts as {me}, admin of this catalog (it has its database URL); "
+        + service,
+        required=False,
+    )

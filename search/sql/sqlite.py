@@ -71,7 +71,13 @@ _ACTIONS = {
 
 
 # Tables users' SQL never reads (on PostgreSQL the reader role is simply not granted them).
-UNREADABLE = frozenset({"camera_secrets"})
+UNREADABLE = {
+    "camera_secrets": "it holds camera credentials",
+    "users": "it holds users' password hashes",
+    "api_keys": "it holds API keys' hashes",
+    "audit": "the audit trail is an admin's (footage audit)",
+    "catalog_identity": "it names the catalog's queues",
+}
 
 
 class _Authorizer:
@@ -84,7 +90,7 @@ class _Authorizer:
         self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
     ) -> int:
         if action == sqlite3.SQLITE_READ and (arg1 or "").lower() in UNREADABLE:
-            self.refusal = f"table {arg1} is not readable: it holds camera credentials"
+            self.refusal = f"table {arg1} is not readable: {UNREADABLE[(arg1 or '').lower()]}"
             return sqlite3.SQLITE_DENY
         if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
             return sqlite3.SQLITE_OK

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from footage.access import Action, NotAuthenticated, NotPermitted, Principal
 from footage.embedding import EmbedderUnavailable
 from footage.errors import Busy, FootageError, InvalidInput, NotFound, Unavailable
 from footage.secrets import mask_secrets
@@ -40,8 +41,9 @@ from search.ask.answer import AskRequest
 from search.ask.evidence import moments
 from search.query import Filters, SearchRequest, SearchResponse
 from search.sql import run_readonly, sql_slot
-from search.videos import video_items
+from search.videos import picture_camera, segment_camera, video_items
 from ui.api.asking import AskLine, answer_unless_gone, streamed_answer
+from ui.api.auth import Gate
 from ui.api.limits import FORM_OVERHEAD_BYTES, JSON_BODY_BYTES, BodyLimit
 from ui.api.opened_file import OpenedFileResponse
 from ui.api.warm import Warm
@@ -72,8 +74,10 @@ class AskBody(BaseModel):
 def _status(exc: FootageError) -> int:
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, NotServable):
+    if isinstance(exc, NotServable | NotPermitted):
         return 403
+    if isinstance(exc, NotAuthenticated):
+        return 401
     if isinstance(exc, Busy):
         return 429
     if isinstance(exc, Unavailable | EmbedderUnavailable):
@@ -88,6 +92,24 @@ def _one_line(exc: BaseException) -> str:
 def _notices(response: Response, notices: tuple[str, ...] | list[str]) -> None:
     for notice in notices:
         response.headers.append(NOTICE_HEADER, quote(mask_secrets(notice)[:2000]))
+
+
+# -- who is asking ----------------------------------------------------------------------
+def _needs(action: Action) -> Any:
+    """A route's dependency: the caller, when they may do `action` (ui/api/auth.py)."""
+
+    def caller(request: Request) -> Principal:
+        gate: Gate = request.app.state.gate
+        return gate.allowed(request, action)
+
+    return Depends(caller)
+
+
+Searching = Annotated[Principal, _needs(Action.SEARCH)]
+Asking = Annotated[Principal, _needs(Action.ASK)]
+Listing = Annotated[Principal, _needs(Action.VIDEOS)]
+Querying = Annotated[Principal, _needs(Action.SQL)]
+Fetching = Annotated[Principal, _needs(Action.MEDIA)]
 
 
 # -- parsing ----------------------------------------------------------------------------
@@ -126,9 +148,9 @@ class SearchParams:
         self.camera, self.label, self.color = camera or [], label or [], color
         self.since, self.until, self.min_count = since, until, min_count
 
-    def filters(self, settings: Settings) -> Filters:
+    def filters(self, settings: Settings, who: Principal) -> Filters:
         return Filters(
-            cameras=tuple(self.camera),
+            cameras=who.cameras_for(tuple(self.camera)),
             since=parse_when(self.since, settings, "since"),
             until=parse_when(self.until, settings, "until"),
             labels=tuple(self.label),
@@ -173,6 +195,8 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
     @app.exception_handler(FootageError)
     async def _domain(request: Request, exc: FootageError) -> JSONResponse:
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Busy) else None
+        if isinstance(exc, NotAuthenticated):
+            headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse({"detail": _one_line(exc)}, status_code=_status(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -191,70 +215,58 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
             status_code=500,
         )
 
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-
-    def authorised(request: Request) -> None:
-        if token is None:
-            return
-        import hmac
-
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise _Unauthorised()
-
-    @app.exception_handler(_Unauthorised)
-    async def _no_token(request: Request, exc: _Unauthorised) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "this service needs its token: send `Authorization: Bearer TOKEN`"},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    gate = Gate(settings, lambda: app.state.warm.catalog)
+    app.state.gate = gate
 
     def warm(request: Request) -> Warm:
         found: Warm = request.app.state.warm
         return found
 
-    guarded = [Depends(authorised)]
     line = AskLine(settings.ask_max_waiting)  # questions: one answered, a bounded line
 
     @app.get("/health", summary="What is loaded; 503 until every part has loaded or failed")
     def health(request: Request) -> JSONResponse:
-        """Open (a load balancer asks it): states only; with the token, what each part is."""
+        """Open (a load balancer asks it): states only; with a key, what each part is."""
         try:
-            authorised(request)
+            gate.principal(request)
             details = True
-        except _Unauthorised:
+        except NotAuthenticated:
             details = False
         state = {**warm(request).health(details), "questions": line.state()}
         return JSONResponse(state, status_code=200 if state["status"] == "ready" else 503)
 
-    # The description of the API is behind the token too.
-    @app.get("/openapi.json", dependencies=guarded, include_in_schema=False)
-    def openapi() -> JSONResponse:
+    # The description of the API is behind a key too.
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Searching) -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/docs", dependencies=guarded, include_in_schema=False)
-    def docs() -> Response:
+    @app.get("/docs", include_in_schema=False)
+    def docs(_: Searching) -> Response:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="footage")
 
-    @app.get("/search", dependencies=guarded, summary="Moments by text or like a segment")
+    @app.get("/search", summary="Moments by text or like a segment")
     def search(
-        request: Request, response: Response, params: Annotated[SearchParams, Depends()]
+        request: Request,
+        response: Response,
+        params: Annotated[SearchParams, Depends()],
+        who: Searching,
     ) -> list[dict[str, Any]]:
         found = warm(request)
+        if params.like is not None and who.scoped:
+            who.check_camera(segment_camera(found.catalog, params.like), f"segment {params.like}")
         answer = found.searcher.search(
             SearchRequest(
                 text=params.q,
                 like_segment=params.like,
-                filters=params.filters(settings),
+                filters=params.filters(settings, who),
                 limit=params.limit,
             )
         )
+        gate.audit(who.name, request, "search", params.q or f"like {params.like}", "ok")
         return _results(response, answer)
 
     @app.post(
         "/search/image",
-        dependencies=guarded,
         summary="Moments like an example image",
         openapi_extra={
             "requestBody": {
@@ -278,26 +290,30 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         },
     )
     async def search_image(
-        request: Request, response: Response, params: Annotated[SearchParams, Depends()]
+        request: Request,
+        response: Response,
+        params: Annotated[SearchParams, Depends()],
+        who: Searching,
     ) -> list[dict[str, Any]]:
         searcher = warm(request).searcher
         # Refused before the body is read when no image could be searched here.
         await run_in_threadpool(searcher.check_image_search)
-        filters = params.filters(settings)
+        filters = params.filters(settings, who)
         data = await _the_image(request, settings.max_image_bytes)
         # Checked (bytes, pixels, decoded size, really an image) before anything is written.
         path = await run_in_threadpool(save_upload, settings, data)
         answer = await run_in_threadpool(
             searcher.search, SearchRequest(image=path, filters=filters, limit=params.limit)
         )
+        await run_in_threadpool(gate.audit, who.name, request, "search", f"image {path.name}", "ok")
         return _results(response, answer)
 
     @app.exception_handler(_TooBig)
     async def _too_big(request: Request, exc: _TooBig) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=413)
 
-    @app.get("/moments/{segment_id}", dependencies=guarded, summary="One moment, as evidence")
-    def moment(request: Request, segment_id: int) -> dict[str, Any]:
+    @app.get("/moments/{segment_id}", summary="One moment, as evidence")
+    def moment(request: Request, segment_id: int, who: Searching) -> dict[str, Any]:
         found = warm(request)
         zone = ZoneInfo(settings.timezone)
         if not 1 <= segment_id < 2**63:
@@ -306,6 +322,7 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         if not got:
             raise NotFound(f"segment {segment_id} is not in the catalog (search shows ids)")
         one = got[0]
+        who.check_camera(one.camera, f"segment {segment_id}")
         return {
             **one.citation(),
             "video_id": one.video_id,
@@ -313,21 +330,33 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
             "seen": one.line,
         }
 
-    @app.get("/videos", dependencies=guarded, summary="Videos: indexed, in progress, failed")
+    @app.get("/videos", summary="Videos: indexed, in progress, failed")
     def videos(
-        request: Request, status: Annotated[str | None, Query(max_length=32)] = None
+        request: Request,
+        who: Listing,
+        status: Annotated[str | None, Query(max_length=32)] = None,
     ) -> list[dict[str, Any]]:
-        return video_items(warm(request).catalog, status)
+        items = video_items(warm(request).catalog, status)
+        return [i for i in items if who.cameras is None or i["camera"] in who.cameras]
 
-    @app.get("/videos/{video_id}", dependencies=guarded, summary="One video and its progress")
-    def video(request: Request, video_id: int) -> dict[str, Any]:
+    @app.get("/videos/{video_id}", summary="One video and its progress")
+    def video(request: Request, video_id: int, who: Listing) -> dict[str, Any]:
         if 1 <= video_id < 2**63:
             for item in video_items(warm(request).catalog, video_id=video_id):
+                who.check_camera(item["camera"], f"video {video_id}")
                 return item
         raise NotFound(f"video {video_id} is not in the catalog (GET /videos lists them)")
 
-    @app.post("/sql", dependencies=guarded, summary="One read-only query over the views")
-    def sql(body: SqlBody, response: Response) -> Response:
+    @app.post("/sql", summary="One read-only query over the views")
+    def sql(request: Request, body: SqlBody, who: Querying) -> Response:
+        if who.scoped:
+            gate.audit(who.name, request, "sql", body.query, "denied")
+            raise NotPermitted(
+                f"{who.name} is limited to some cameras, and users' SQL cannot be limited to "
+                "cameras yet: an admin can lift the limit (`footage users set NAME --cameras "
+                "all`)"
+            )
+        gate.audit(who.name, request, "sql", body.query, "ok")
         # The slot covers the encoding too: the rows and their JSON are what it bounds.
         with sql_slot(settings.sql_max_concurrent):
             result = run_readonly(settings, body.query, limit=body.limit)
@@ -341,15 +370,16 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
             _notices(reply, [notice])
         return reply
 
-    @app.post("/ask", dependencies=guarded, summary="A question; the answer cites moments")
+    @app.post("/ask", summary="A question; the answer cites moments")
     async def ask(
         request: Request,
         body: AskBody,
+        who: Asking,
         stream: Annotated[bool, Query(description="NDJSON: text deltas, then the answer")] = False,
     ) -> Any:
         asking = AskRequest(
             body.question,
-            cameras=tuple(body.camera),
+            cameras=who.cameras_for(tuple(body.camera)),
             since=parse_when(body.since, settings, "since"),
             until=parse_when(body.until, settings, "until"),
             now=parse_when(body.now, settings, "now"),
@@ -359,6 +389,7 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         # A bad question fails here, as a 400, before it takes a place in the line.
         await run_in_threadpool(asker.understand, asking)
         ticket = line.admit()  # Busy (429) when the line is full
+        await run_in_threadpool(gate.audit, who.name, request, "ask", body.question, "ok")
         if not stream:
             answer = await answer_unless_gone(
                 request, ticket, lambda stop: asker.ask(asking, stop=stop)
@@ -377,27 +408,33 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
             background=BackgroundTask(ticket.give_back, False),  # never started: freed
         )
 
-    @app.get("/media/videos/{video_id}", dependencies=guarded, summary="A video (byte ranges)")
-    def media_video(request: Request, video_id: int) -> Response:
+    @app.get("/media/videos/{video_id}", summary="A video (byte ranges)")
+    def media_video(request: Request, video_id: int, who: Fetching) -> Response:
         record = video_record(warm(request).catalog, video_id)
+        who.check_camera(record.camera, f"video {video_id}")
         handle = open_video_file(record)  # only the indexed file, checked once it is open
+        gate.audit(who.name, request, "media", f"video {video_id}", "ok")
         return OpenedFileResponse(handle, Path(record.path).name)
 
-    @app.get("/media/pictures", dependencies=guarded, summary="A thumbnail or crop")
+    @app.get("/media/pictures", summary="A thumbnail or crop")
     def media_picture(
+        request: Request,
+        who: Fetching,
         path: Annotated[str, Query(max_length=4096, description="As given in results")],
     ) -> Response:
+        missing = NotFound("no such picture in the media folder (use a result's thumbnail/crop)")
         data = media_image(settings, path) if "\x00" not in path else None
         if data is None:
-            raise NotFound("no such picture in the media folder (use a result's thumbnail/crop)")
+            raise missing
+        if who.scoped:
+            camera = picture_camera(warm(request).catalog, settings, path)
+            if camera is None or camera not in (who.cameras or ()):
+                raise missing
+        gate.audit(who.name, request, "media", f"picture {path[-200:]}", "ok")
         kind = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
         return Response(data, media_type=kind, headers={"Cache-Control": "max-age=3600"})
 
     return app
-
-
-class _Unauthorised(Exception):
-    pass
 
 
 class _TooBig(Exception):

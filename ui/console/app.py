@@ -7,19 +7,23 @@ ingest queue), Timeline (detections per minute) and SQL (read-only, over the vie
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time
 
 import streamlit as st
 from pydantic import ValidationError
 
+from footage.access import Action
 from footage.db import Catalog
 from footage.errors import InvalidInput
 from footage.secrets import mask_secrets
 from footage.settings import Settings
 from search.query import Filters
 from ui.console.ask_tab import ask_tab
+from ui.console.audit_tab import audit_tab
 from ui.console.search_tab import search_tab
 from ui.console.shared import Choices, cached_choices, catalog_stamp, local_moment
+from ui.console.signin import signed_in
 from ui.console.sql_tab import sql_tab
 from ui.console.timeline_tab import timeline_tab
 from ui.console.videos_tab import videos_tab
@@ -78,21 +82,36 @@ def main() -> None:
     except ValidationError as exc:
         st.error(f"Invalid FOOTAGE_* setting: {mask_secrets(str(exc))}")
         st.stop()
+    who = signed_in(catalog, settings)
     stamp = catalog_stamp(catalog)  # once per run: the key of every cached tab query
     options = cached_choices(catalog, stamp)
+    if who.cameras is not None:  # a user limited to cameras is offered only those
+        options = replace(options, cameras=tuple(c for c in options.cameras if c in who.cameras))
     filters, limit = sidebar_filters(options)
+    if isinstance(filters, Filters):
+        filters = replace(filters, cameras=who.cameras_for(filters.cameras))
     st.title("footage")
-    search, ask, videos, timeline, sql = st.tabs(["Search", "Ask", "Videos", "Timeline", "SQL"])
-    with search:
+    # What a role may not do is not shown (footage/access.py).
+    names = ["Search", "Ask", "Videos", "Timeline"]
+    if who.may(Action.SQL) and not who.scoped:
+        names.append("SQL")
+    if who.may(Action.ADMIN):
+        names.append("Audit")
+    tabs = dict(zip(names, st.tabs(names), strict=True))
+    with tabs["Search"]:
         search_tab(catalog, settings, filters, limit)
-    with ask:
-        ask_tab(catalog, settings)
-    with videos:
-        videos_tab(catalog)
-    with timeline:
+    with tabs["Ask"]:
+        ask_tab(catalog, settings, who)
+    with tabs["Videos"]:
+        videos_tab(catalog, who)
+    with tabs["Timeline"]:
         timeline_tab(catalog, settings, options.cameras, stamp)
-    with sql:
-        sql_tab(settings)
+    if "SQL" in tabs:
+        with tabs["SQL"]:
+            sql_tab(settings)
+    if "Audit" in tabs:
+        with tabs["Audit"]:
+            audit_tab(catalog)
 
 
 main()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from footage.access import Principal
 from footage.db import Catalog
 from footage.errors import FootageError, InvalidInput
 from footage.llm import LLM, load_llm
@@ -148,7 +149,9 @@ def show_turn(catalog: Catalog, settings: Settings, turn: Turn, key: str) -> Non
             show_answer(catalog, settings, turn.answer, key)
 
 
-def ask_now(catalog: Catalog, settings: Settings, llm: LLM | None, question: str) -> Turn:
+def ask_now(
+    catalog: Catalog, settings: Settings, llm: LLM | None, question: str, who: Principal
+) -> Turn:
     """Answers `question` into the page as it streams; the turn to keep in the history."""
     with st.chat_message("user"):
         st.text(question)
@@ -164,7 +167,7 @@ def ask_now(catalog: Catalog, settings: Settings, llm: LLM | None, question: str
         try:
             with st.spinner("Looking through the footage..."):
                 answer = asker(catalog, settings, searcher(catalog, settings), llm, id(llm)).ask(
-                    AskRequest(question), on_text=on_text
+                    AskRequest(question, cameras=who.cameras_for(())), on_text=on_text
                 )
         except InvalidInput as exc:
             placeholder.empty()
@@ -176,7 +179,7 @@ def ask_now(catalog: Catalog, settings: Settings, llm: LLM | None, question: str
     return Turn(question, answer)
 
 
-def ask_tab(catalog: Catalog, settings: Settings) -> None:
+def ask_tab(catalog: Catalog, settings: Settings, who: Principal) -> None:
     llm, reason = model_or_reason(settings)
     if reason is not None and settings.llm_backend == "none":
         st.caption(reason)
@@ -200,5 +203,5 @@ def ask_tab(catalog: Catalog, settings: Settings) -> None:
             f"This question cannot be asked: {problem} (1 to {QUESTION_MAX_CHARS:,} characters)."
         )
         return
-    history.append(ask_now(catalog, settings, llm, question))
+    history.append(ask_now(catalog, settings, llm, question, who))
     st.rerun()  # drawn again from the history, with its clips

@@ -5,6 +5,7 @@ this tab runs again, not the page)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 
+from footage.access import Principal
 from footage.catalog import Video, VideoStatus
 from footage.db import Catalog
 from search.queue import QueueSnapshot, queue_snapshot
@@ -133,19 +135,25 @@ def _busy(catalog: Catalog) -> bool:
         return conn.execute(busy.limit(1)).first() is not None
 
 
-def videos_tab(catalog: Catalog) -> None:
+def videos_tab(catalog: Catalog, who: Principal) -> None:
     """The tab; while anything is queued or running it refreshes itself every REFRESH_S."""
     every = REFRESH_S if _busy(catalog) else None
-    st.fragment(_videos, run_every=every)(catalog, every)
+    st.fragment(_videos, run_every=every)(catalog, every, who)
 
 
-def _videos(catalog: Catalog, every: float | None) -> None:
+def _videos(catalog: Catalog, every: float | None, who: Principal) -> None:
     snapshot = queue_snapshot(catalog)
     if every is not None and not snapshot.counts.busy:
         st.rerun()  # all done: the whole page once more (its tables), and no more timer
     stamp = catalog_stamp(catalog)  # this fragment also runs alone, without the page
-    queue_summary(snapshot)
     table = cached_video_table(catalog, stamp)
+    if who.cameras is not None:
+        # The queue's counts and failures cover every camera: not shown to a user limited
+        # to some; their own videos' rows are.
+        table = table[table["camera"].isin(who.cameras)]
+        snapshot = replace(snapshot, failed=(), cameras=())
+    else:
+        queue_summary(snapshot)
     if table.empty:
         st.info("No videos yet: `footage ingest VIDEO --camera NAME` or `footage watch FOLDER`.")
         queue_details(snapshot)
