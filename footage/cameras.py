@@ -179,6 +179,8 @@ def checked_source(url: str, policy: SourcePolicy | None = None) -> str:
         )
     if scheme == "file":
         return url
+    if "#" in url:  # FFmpeg reads options after "?" whatever precedes it, "#" too
+        raise InvalidInput(f"a stream URL has no '#' part; remove it: {mask_url(url)}")
     if not parts.hostname:
         raise InvalidInput(f"the source names no host: {mask_url(url)}")
     options = {k.lower(): v.lower() for k, v in parse_qsl(parts.query, keep_blank_values=True)}

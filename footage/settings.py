@@ -10,11 +10,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# Where cameras are: private ranges (RFC 1918, carrier-grade NAT, link-local, IPv6 unique
-# and link-local), never loopback.
+# Where cameras are: private ranges (RFC 1918, carrier-grade NAT, IPv6 unique local);
+# never loopback, nor link-local (169.254.169.254 is a cloud's metadata service).
 CAMERA_NETWORKS = (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-    "fc00::/7", "fe80::/10",
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7",
 )  # fmt: skip
 
 # A host name, an IPv4 or IPv6 address, or "*.domain" (every name under a domain).

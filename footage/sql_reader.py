@@ -105,6 +105,7 @@ def drop_reader(database_url: str, database: str | None = None) -> str:
     import psycopg
 
     from footage.errors import InvalidInput, Unavailable
+    from footage.sql_scopes import scope_prefix
 
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":
@@ -131,9 +132,44 @@ def drop_reader(database_url: str, database: str | None = None) -> str:
                 "(FOOTAGE_DATABASE_URL naming it), or drop the database first"
             )
         name = sql.Identifier(role)
+        scopes = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+                (scope_prefix(target),),
+            )
+        ]
         try:
             with conn.transaction():
+                for scope in scopes if target == current else ():
+                    for table in READABLE:  # their row-level security policies
+                        conn.execute(
+                            sql.SQL("DROP POLICY IF EXISTS {} ON {}").format(
+                                sql.Identifier(scope), sql.Identifier(table)
+                            )
+                        )
+                    conn.execute(
+                        sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(
+                            sql.Identifier(scope)
+                        )
+                    )
+                    conn.execute(
+                        sql.SQL("REVOKE ALL ON SCHEMA public FROM {}").format(sql.Identifier(scope))
+                    )
+                    conn.execute(
+                        sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(
+                            sql.Identifier(target), sql.Identifier(scope)
+                        )
+                    )
+                for scope in scopes:
+                    conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(scope)))
                 if target == current:
+                    for table in READABLE:  # the plain reader's row-level policies
+                        conn.execute(
+                            sql.SQL("DROP POLICY IF EXISTS footage_reader_all ON {}").format(
+                                sql.Identifier(table)
+                            )
+                        )
                     for statement in (
                         "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}",
                         "REVOKE ALL ON SCHEMA public FROM {role}",
@@ -143,10 +179,10 @@ def drop_reader(database_url: str, database: str | None = None) -> str:
                             sql.SQL(statement).format(role=name, database=sql.Identifier(target))
                         )
                     conn.execute(
-                        sql.SQL("DELETE FROM {} WHERE role = %s").format(
+                        sql.SQL("DELETE FROM {} WHERE role = ANY(%s)").format(
                             sql.Identifier(SECRET_TABLE)
                         ),
-                        (role,),
+                        ([role, *scopes],),
                     )
                 conn.execute(sql.SQL("DROP ROLE {}").format(name))
         except psycopg.Error as exc:

@@ -30,6 +30,7 @@ from footage.errors import InvalidInput, NotFound
 from footage.names import camera_name, checked_name
 
 KEY_PREFIX = "fk_"
+RESERVED = frozenset({"token", "anonymous", "console", "local", "cli", "?"})
 PASSWORD_MIN = 10
 PASSWORD_MAX = 1024  # argon2 hashes any length; a bound keeps a request's cost bounded
 TARGET_MAX = 2000
@@ -94,6 +95,10 @@ class AuditView:
 # -- checking what is given ------------------------------------------------------------------
 def user_name(value: str) -> str:
     name = checked_name(value, "user name", 64).strip()
+    if name.lower() in RESERVED:
+        raise InvalidInput(
+            f"{name!r} names footage's own callers in the audit trail: pick another name"
+        )
     if name.startswith(("-", ".")) or any(c in name for c in " /\\:@"):
         raise InvalidInput(
             f"user name {name[:40]!r}: use letters, digits and . _ - (no spaces, / \\ : @)"
@@ -262,6 +267,14 @@ def login(catalog: Catalog, name: str, password: str) -> Principal:
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
         return _principal(user, "password")
+
+
+def current(catalog: Catalog, name: str, via: str) -> Principal | None:
+    """The user as the catalog has them now (a role or cameras changed since sign-in), or
+    None when they were removed."""
+    with catalog.unit_of_work() as session:
+        user = session.scalar(select(User).where(User.name == name))
+        return _principal(user, via) if user is not None else None
 
 
 # -- keys ------------------------------------------------------------------------------------

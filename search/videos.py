@@ -102,20 +102,21 @@ def segment_camera(catalog: Catalog, segment_id: int) -> str:
 
 def picture_camera(catalog: Catalog, settings: Settings, path: str) -> str | None:
     """The camera whose video a thumbnail or crop was taken from: media paths start with
-    the video's id (`12/segment_...jpg`), given relative or under the media folder."""
-    relative = Path(path)
-    if relative.is_absolute():
-        try:
-            relative = relative.relative_to(settings.media_dir)
-        except ValueError:
-            return None
-    first = relative.parts[0] if relative.parts else ""
+    the video's id (`12/segment_...jpg`). Read from the path as resolved inside the media
+    folder (so `1/../2/x.jpg` is video 2's), None when it is not inside it."""
+    from footage.media import inside
+
+    found = inside(settings.media_dir, Path(path)) if "\x00" not in path else None
+    if found is None:
+        return None
+    parts = found.relative_to(settings.media_dir.resolve()).parts
+    first = parts[0] if parts else ""
     if not first.isdigit() or not 1 <= int(first) < 2**63:
         return None
     with catalog.engine.connect() as conn:
-        found = conn.execute(
+        found_camera = conn.execute(
             select(Camera.name)
             .join(Video, Video.camera_id == Camera.id)
             .where(Video.id == int(first))
         ).scalar()
-    return found
+    return found_camera

@@ -21,6 +21,7 @@ from footage.catalog import Camera as CameraRow
 from footage.db import Catalog
 from footage.settings import Settings
 from footage.sql_reader import reader_role
+from footage.sql_scopes import scope_prefix
 from indexer.ingest import Ingestor, IngestOutcome, IngestRequest
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ FAST_MODULES = frozenset(
         "test_appearance",
         "test_bad_input",
         "test_camera_sources",
+        "test_ask_line",
         "test_colors",
         "test_decode",
         "test_deploy_files",
@@ -110,8 +112,14 @@ def _pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            # roles are cluster-wide: the catalog's read-only role (migration 0004) too
+            # roles are cluster-wide: the catalog's read-only role (migration 0004) too,
+            # and its camera scopes' roles (footage/sql_scopes.py)
             conn.execute(f'DROP ROLE IF EXISTS "{reader_role(name)}"')
+            for (scope,) in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+                (scope_prefix(name),),
+            ).fetchall():
+                conn.execute(f'DROP ROLE IF EXISTS "{scope}"')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

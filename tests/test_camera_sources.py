@@ -24,13 +24,15 @@ LISTENERS = [
     "tcp://10.0.0.7:1234?listen",
     "tcp://0.0.0.0:1234",
     "udp://[::]:1234",
+    "tcp://192.168.1.10:9000#?listen=1",  # FFmpeg reads the options after "?", "#" or not
+    "srt://192.168.1.10:9000#?mode=listener",
 ]
 
 
 @pytest.mark.parametrize("url", LISTENERS)
 def test_a_source_that_would_listen_is_refused_even_with_any_address(url: str) -> None:
     for policy in (SourcePolicy(), SourcePolicy(any_address=True)):
-        with pytest.raises(InvalidInput, match="listen for a sender"):
+        with pytest.raises(InvalidInput, match="listen for a sender|no '#' part"):
             checked_source(url, policy)
 
 
@@ -41,6 +43,7 @@ def test_a_source_that_would_listen_is_refused_even_with_any_address(url: str) -
         "rtsp://localhost:6379/x",  # Redis, by name
         "http://[::1]:8000/health",
         "rtsp://8.8.8.8/stream",  # a public address
+        "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
         "http://169.254.169.254.nip.invalid/",  # cannot be resolved
     ],
 )

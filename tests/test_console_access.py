@@ -126,3 +126,22 @@ def test_signing_out_and_an_expired_session_ask_again(
     assert ("otto", "login", "console", "ok") in said
     assert ("otto", "logout", "signed out", "ok") in said
     assert ("otto", "logout", "the session expired", "ok") in said
+
+
+def test_a_changed_or_removed_user_is_seen_at_the_next_page(env: Settings) -> None:
+    from footage.users import remove_user, set_user
+
+    catalog = Catalog(env, migrate=False)
+    try:
+        add_user(catalog, "tim", "operator", password=PASSWORD)
+        at = _open()
+        _sign_in(at, "tim")
+        assert "SQL" in _tabs(at)
+        set_user(catalog, "tim", role="viewer")
+        at.run()
+        assert "SQL" not in _tabs(at) and _tabs(at)
+        remove_user(catalog, "tim")
+        at.run()
+        assert _tabs(at) == [] and any("no longer exists" in i.value for i in at.info)
+    finally:
+        catalog.dispose()

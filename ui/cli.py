@@ -802,7 +802,7 @@ def console(
         str,
         typer.Option(
             help="Address to listen on; 0.0.0.0 only in a container published to the host's "
-            "loopback (the console has no login)."
+            "loopback (without users the console has no sign-in)."
         ),
     ] = CONSOLE_ADDRESS,
 ) -> None:
@@ -817,8 +817,9 @@ def console(
         raise typer.Exit(2)
     if address not in ("127.0.0.1", "localhost", "::1"):
         err.print(
-            f"[yellow]Listening on {shown(address)}:[/yellow] the console has no login; "
-            "publish its port to the host's loopback only (127.0.0.1:PORT:PORT)."
+            f"[yellow]Listening on {shown(address)}:[/yellow] without users the console "
+            "has no sign-in (`footage users add`); publish its port to the host's loopback "
+            "only (127.0.0.1:PORT:PORT)."
         )
     server = subprocess.Popen(console_command(port, settings, address))
     # Ctrl-C reaches the whole process group; a plain `kill` of this process must reach

@@ -63,10 +63,18 @@ def limits(settings: Settings, limit: int | None = None) -> Limits:
     )
 
 
-def run_readonly(settings: Settings, query: str, *, limit: int | None = None) -> QueryResult:
+def run_readonly(
+    settings: Settings,
+    query: str,
+    *,
+    limit: int | None = None,
+    cameras: tuple[str, ...] | None = None,
+) -> QueryResult:
     """Runs one read-only query; at most min(limit, FOOTAGE_SQL_MAX_ROWS) rows and
     FOOTAGE_SQL_MAX_BYTES of values, within FOOTAGE_SQL_TIMEOUT_S, and at most
-    FOOTAGE_SQL_MAX_CONCURRENT at once in this process (else Busy)."""
+    FOOTAGE_SQL_MAX_CONCURRENT at once in this process (else Busy). With `cameras`, only
+    those cameras' rows are visible (PostgreSQL row-level security, footage/sql_scopes.py;
+    refused on SQLite)."""
     from search.sql import postgres, sqlite
     from search.sql.check import check_query
 
@@ -74,8 +82,18 @@ def run_readonly(settings: Settings, query: str, *, limit: int | None = None) ->
         dialect = _dialect(settings)
         check_query(query, dialect)
         if dialect == "sqlite":
+            if cameras is not None:
+                raise QueryRefused(
+                    "on a SQLite catalog users' SQL cannot be limited to cameras (it opens "
+                    "the whole file): this user's SQL is refused; PostgreSQL catalogs limit it"
+                )
             return sqlite.run(_sqlite_path(settings), query, limits(settings, limit))
-        return postgres.run(postgres.reader_target(settings), query, limits(settings, limit))
+        target = (
+            postgres.reader_target(settings)
+            if cameras is None
+            else postgres.scope_target(settings, cameras)
+        )
+        return postgres.run(target, query, limits(settings, limit))
 
 
 def sandbox_status(settings: Settings) -> str:

@@ -111,8 +111,14 @@ _DENIED_FUNCTIONS = frozenset(
 # databases): users' SQL reads the footage, not the server. `information_schema` stays
 # (it lists only what the role may read).
 _SERVER_SCHEMAS = frozenset({"pg_catalog", "pg_toast"})
+# Casts to these turn numbers into the names of roles, relations, schemas, functions.
+_OBJECT_ID_TYPES = frozenset(
+    {"regrole", "regclass", "regnamespace", "regproc", "regprocedure", "regoper",
+     "regoperator", "regtype", "regconfig", "regdictionary", "regcollation"}
+)  # fmt: skip
 _DENIED_PREFIXES = (
     "pg_stat_",  # other sessions' activity (pg_stat_get_activity, ...)
+    "to_reg",  # to_regrole, to_regclass, ...: names of the cluster's roles and relations
     "pg_show_",
     "lo_",
     "dblink",
@@ -217,6 +223,13 @@ def check_query(query: str, dialect: Dialect) -> None:
                 "roles or databases), not the footage: users' SQL reads the catalog's views "
                 "and tables (detections_v, segments_v, tracks_v, ...)"
             )
+        if dialect == "postgres" and isinstance(node, exp.Cast | exp.TryCast):
+            target = node.to.sql(dialect=dialect).lower()
+            if target in _OBJECT_ID_TYPES:
+                raise QueryRefused(
+                    f"casts to {target} name the database server's objects (roles, tables), "
+                    "not the footage's: not allowed in users' SQL"
+                )
         if isinstance(node, exp.Func):
             for name in _function_names(node):
                 reason = _denied(name, dialect)

@@ -73,6 +73,7 @@ class ReaderTarget:
     conninfo: str
     role: str
     source: str
+    scoped: bool = False  # a camera scope's role: row-level security must be in force
 
     def __repr__(self) -> str:  # never show the password
         return f"ReaderTarget(role={self.role!r}, source={self.source!r})"
@@ -140,6 +141,25 @@ def reader_target(settings: Settings) -> ReaderTarget:
     )
 
 
+def scope_target(settings: Settings, cameras: tuple[str, ...]) -> ReaderTarget:
+    """The login role of a camera scope (made on first use), as a ReaderTarget."""
+    from footage.sql_scopes import scope_login
+
+    if settings.sql_reader_url:
+        raise QueryRefused(
+            "users' SQL limited to cameras needs roles the catalog's role makes; with "
+            "FOOTAGE_SQL_READER_URL set it is refused"
+        )
+    app = settings.resolved_database_url
+    role, password = scope_login(app, cameras)
+    return ReaderTarget(
+        conninfo(app, user=role, password=password),
+        role,
+        f"the role of the cameras {', '.join(cameras)}",
+        scoped=True,
+    )
+
+
 @contextmanager
 def connect(target: ReaderTarget, limits: Limits) -> Iterator[psycopg.Connection[Any]]:
     """A connection as the reader, checked (see `verify`), in a READ ONLY transaction with
@@ -166,6 +186,10 @@ def connect(target: ReaderTarget, limits: Limits) -> Iterator[psycopg.Connection
     with closing(conn):
         conn.read_only = True
         verify(conn, target)
+        if target.scoped:
+            from footage.sql_scopes import check_scoped
+
+            check_scoped(conn, target.role)
         # The user's values stay flat (arrays, JSON, records as their text), so the size
         # counted is the memory they take.
         for info in postgres.types:

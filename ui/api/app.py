@@ -47,7 +47,7 @@ from ui.api.auth import Gate
 from ui.api.limits import FORM_OVERHEAD_BYTES, JSON_BODY_BYTES, BodyLimit
 from ui.api.opened_file import OpenedFileResponse
 from ui.api.warm import Warm
-from ui.hosts import allowed_hosts
+from ui.hosts import allowed_hosts, is_loopback
 from ui.media import media_image, save_upload
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,9 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
             status_code=500,
         )
 
-    gate = Gate(settings, lambda: app.state.warm.catalog)
+    gate = Gate(
+        settings, lambda: app.state.warm.catalog, loopback=listen is None or is_loopback(listen)
+    )
     app.state.gate = gate
 
     def warm(request: Request) -> Warm:
@@ -349,17 +351,10 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
 
     @app.post("/sql", summary="One read-only query over the views")
     def sql(request: Request, body: SqlBody, who: Querying) -> Response:
-        if who.scoped:
-            gate.audit(who.name, request, "sql", body.query, "denied")
-            raise NotPermitted(
-                f"{who.name} is limited to some cameras, and users' SQL cannot be limited to "
-                "cameras yet: an admin can lift the limit (`footage users set NAME --cameras "
-                "all`)"
-            )
         gate.audit(who.name, request, "sql", body.query, "ok")
         # The slot covers the encoding too: the rows and their JSON are what it bounds.
         with sql_slot(settings.sql_max_concurrent):
-            result = run_readonly(settings, body.query, limit=body.limit)
+            result = run_readonly(settings, body.query, limit=body.limit, cameras=who.cameras)
             encoded = json.dumps(
                 [dict(zip(result.columns, r, strict=True)) for r in result.rows], default=str
             ).encode()
@@ -388,8 +383,8 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
         asker = warm(request).asker
         # A bad question fails here, as a 400, before it takes a place in the line.
         await run_in_threadpool(asker.understand, asking)
-        ticket = line.admit()  # Busy (429) when the line is full
         await run_in_threadpool(gate.audit, who.name, request, "ask", body.question, "ok")
+        ticket = line.admit()  # Busy (429) when the line is full
         if not stream:
             answer = await answer_unless_gone(
                 request, ticket, lambda stop: asker.ask(asking, stop=stop)

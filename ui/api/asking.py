@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
-from contextlib import suppress
 from typing import Any
 
 import anyio
@@ -84,7 +83,8 @@ async def answer_unless_gone(
     """`run(stop)` on a thread when the ticket's turn comes; None when the client left."""
     stop = threading.Event()
     result: list[Answer] = []
-    had_turn = False
+    failed: list[BaseException] = []  # raised here, not out of the task group (an
+    had_turn = False  # ExceptionGroup would reach the client as a 500)
     try:
         async with anyio.create_task_group() as group:
 
@@ -98,11 +98,17 @@ async def answer_unless_gone(
             group.start_soon(watch)
             await ticket.turn()
             had_turn = True
-            with suppress(AnswerCancelled):
+            try:
                 result.append(await anyio.to_thread.run_sync(run, stop))
+            except AnswerCancelled:
+                pass
+            except Exception as exc:  # a domain error (its status) or a bug (a 500)
+                failed.append(exc)
             group.cancel_scope.cancel()
     finally:
-        ticket.give_back(had_turn, abandoned=stop.is_set())
+        ticket.give_back(had_turn, abandoned=stop.is_set() and not failed)
+    if failed:
+        raise failed[0]
     return result[0] if result else None
 
 

@@ -29,14 +29,26 @@ def source(request: Request) -> str:
 
 
 class Gate:
-    def __init__(self, settings: Settings, catalog: Callable[[], Catalog]) -> None:
+    """`loopback`: the service listens on this machine only. Open (no key needed) only then,
+    and only while the catalog has never had a user in this process's life: removing the
+    last user never opens a service that was closed."""
+
+    def __init__(
+        self, settings: Settings, catalog: Callable[[], Catalog], *, loopback: bool = True
+    ) -> None:
         self.token = settings.api_token.get_secret_value() if settings.api_token else None
         self.catalog = catalog
+        self.may_be_open = loopback and self.token is None
+
+    def _open(self) -> bool:
+        if self.may_be_open and any_users(self.catalog()):
+            self.may_be_open = False  # for good
+        return self.may_be_open
 
     def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         if not header:
-            if self.token is None and not any_users(self.catalog()):
+            if self._open():
                 return OPEN
             raise NotAuthenticated(
                 "this service needs a key: send `Authorization: Bearer KEY` (an admin makes "

@@ -93,7 +93,7 @@ def main() -> None:
     st.title("footage")
     # What a role may not do is not shown (footage/access.py).
     names = ["Search", "Ask", "Videos", "Timeline"]
-    if who.may(Action.SQL) and not who.scoped:
+    if who.may(Action.SQL):
         names.append("SQL")
     if who.may(Action.ADMIN):
         names.append("Audit")
@@ -108,7 +108,7 @@ def main() -> None:
         timeline_tab(catalog, settings, options.cameras, stamp)
     if "SQL" in tabs:
         with tabs["SQL"]:
-            sql_tab(settings)
+            sql_tab(settings, who.cameras)
     if "Audit" in tabs:
         with tabs["Audit"]:
             audit_tab(catalog)

@@ -5,13 +5,14 @@ visitor acts as an admin, as before users existed."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import streamlit as st
 
 from footage.access import NotAuthenticated, Principal, Role
 from footage.db import Catalog
 from footage.settings import Settings
-from footage.users import any_users, login, record
+from footage.users import any_users, current, login, record
 
 OPEN = Principal("console", Role.ADMIN, None, "open")
 
@@ -22,26 +23,49 @@ def _source() -> str:
     return address[:64] if isinstance(address, str) and address else "?"
 
 
+@st.cache_resource
+def _closed() -> dict[str, bool]:
+    """Per console process: once the catalog has had a user, the console never opens again
+    (removing the last user must not open it to everyone)."""
+    return {"closed": False}
+
+
+def _forget(state: Any) -> None:
+    """Everything of the session (answers, searches, SQL results): nothing of one user is
+    left for the next who signs in in this browser."""
+    for key in list(state.keys()):
+        del state[key]
+
+
 def signed_in(catalog: Catalog, settings: Settings) -> Principal:
     """The visitor; shows the sign-in form (and stops the page) until they sign in."""
-    if not any_users(catalog):
-        return OPEN
+    closed = _closed()
+    if not closed["closed"]:
+        if not any_users(catalog):
+            return OPEN
+        closed["closed"] = True
     state = st.session_state
     who: Principal | None = state.get("principal")
     if who is not None and time.monotonic() - state.get("signed_at", 0.0) > (
         settings.console_session_hours * 3600
     ):
         record(catalog, who.name, _source(), "logout", "the session expired")
-        state.pop("principal", None)
+        _forget(state)
         st.info("Your session expired: sign in again.")
         who = None
+    if who is not None:  # as the catalog has them now: removed, or a new role or cameras
+        who = current(catalog, who.name, who.via)
+        if who is None:
+            _forget(state)
+            st.info("This account no longer exists.")
+        else:
+            state.principal = who
     if who is not None:
         side = st.sidebar
         side.caption(f"Signed in as **{who.name}** ({who.role.value})")
         if side.button("Sign out", key="sign_out"):
             record(catalog, who.name, _source(), "logout", "signed out")
-            for key in list(state.keys()):
-                del state[key]
+            _forget(state)
             st.rerun()
         return who
     st.title("footage")

@@ -13,7 +13,8 @@ def query_frame(result: QueryResult) -> pd.DataFrame:
     return pd.DataFrame(list(result.rows), columns=list(result.columns))
 
 
-def sql_tab(settings: Settings) -> None:
+def sql_tab(settings: Settings, cameras: tuple[str, ...] | None = None) -> None:
+    """`cameras`: the signed-in user's scope (their SQL sees only those cameras' rows)."""
     st.caption(
         f"One read-only SELECT, stopped after {settings.sql_timeout_s:g} s. Views: "
         "detections_v, segments_v, tracks_v (see the README)."
@@ -29,7 +30,9 @@ def sql_tab(settings: Settings) -> None:
         limit = limit_col.number_input("Row limit", 1, 100_000, 1000, key="sql_limit")
         if run_col.form_submit_button("Run", key="sql_run"):
             try:
-                answer: QueryResult | str = run_readonly(settings, query, limit=int(limit))
+                answer: QueryResult | str = run_readonly(
+                    settings, query, limit=int(limit), cameras=cameras
+                )
             except QueryRefused as exc:
                 answer = f"Query refused: {exc}"
             except QueryError as exc:
