@@ -321,7 +321,7 @@ def test_users_keys_and_audit_from_the_command_line(tmp_path: Path, onnx_spec: P
     assert run("users", "remove", "gus").exit_code == 0
     trail = json.loads(run("audit", "--json").stdout)
     assert [e["action"] for e in trail] == [
-        "user remove", "key revoke", "key add", "user add"
+        "user remove", "key revoke", "key add", "user add", "camera add"
     ]  # fmt: skip
     assert all(e["source"] == "cli" and e["actor"].startswith("local") for e in trail)
     assert key not in json.dumps(trail) and PASSWORD not in json.dumps(trail)

@@ -13,6 +13,7 @@ from ui.cli_common import _settings, ago, out, shown
 
 if TYPE_CHECKING:  # footage.cameras imports SQLAlchemy: not for every `footage` start
     from footage.cameras import CameraView, SourcePolicy
+    from footage.db import Catalog
 
 cameras_app = typer.Typer(
     help="Cameras: live sources (RTSP, RTMP, HTTP, HLS, UDP), time zones, retention.",
@@ -24,6 +25,14 @@ def _catalog():  # type: ignore[no-untyped-def]
     from footage.db import Catalog
 
     return Catalog(_settings())  # adding a camera may be the catalog's first use: migrate
+
+
+def _audit(catalog: Catalog, action: str, target: str) -> None:
+    """Camera changes go to the audit trail (the source masked, as everywhere)."""
+    from footage.users import record
+    from ui.cli_users import local_actor
+
+    record(catalog, local_actor(), "cli", action, target)
 
 
 def _show(cameras: list[CameraView], as_json: bool) -> None:
@@ -143,6 +152,7 @@ def cameras_add(
             enabled=not disabled,
             policy=policy,
         )
+        _audit(catalog, "camera add", f"{view.name} {view.source or 'files only'}")
     finally:
         catalog.dispose()
     _show([view], False)
@@ -204,6 +214,17 @@ def cameras_set(
             object_max_share=max_box if max_box is not None else UNSET,
             policy=policy,
         )
+        changed = {
+            "source": "(none)" if files_only else source and view.source,
+            "timezone": timezone,
+            "retention_hours": "keep" if keep else retention_hours,
+            "enabled": enable,
+            "objects": objects,
+            "min_box": min_box,
+            "max_box": max_box,
+        }
+        said = " ".join(f"{k}={v}" for k, v in changed.items() if v is not None)
+        _audit(catalog, "camera set", f"{view.name} {said}")
     finally:
         catalog.dispose()
     _show([view], False)
