@@ -577,7 +577,7 @@ def test_read_commands_never_create_or_migrate_the_catalog(tmp_path: Path, onnx_
 
 def test_doctor_reports_the_service(service: Service) -> None:
     run = _cli(service.settings, "doctor", FOOTAGE_API_URL=service.url)
-    line = next(x for x in run.stdout.splitlines() if "service" in x)
+    line = next(x for x in run.stdout.splitlines() if x.strip("│ ").startswith("service"))
     assert "ready" in line and "text_model ready" in line, run.stdout
     gone = _cli(service.settings, "doctor", FOOTAGE_API_URL=f"http://127.0.0.1:{free_port()}")
     assert "unreachable" in gone.stdout and "footage serve" in gone.stdout

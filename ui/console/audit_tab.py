@@ -14,7 +14,7 @@ SHOWN = 500
 def audit_tab(catalog: Catalog) -> None:
     entries = read_audit(catalog, limit=SHOWN)
     if not entries:
-        st.info("Nothing recorded yet.")
+        st.caption("Nothing recorded yet.")
         return
     st.dataframe(
         pd.DataFrame(
