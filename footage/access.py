@@ -106,5 +106,3 @@ class Principal:
         if self.cameras is not None and camera not in self.cameras:
             raise NotFound(f"{what} is not in the catalog")
 
-
-LOCAL_ADMIN = "local"  # the command line: the operating-system user, admin of its catalog

@@ -22,6 +22,15 @@ _HOST = re.compile(
 )
 
 
+def _comma_list(value: object) -> tuple[str, ...] | None:
+    """A setting given as `a,b` (or a list), its parts stripped and non-empty; None when
+    it is neither (pydantic then says what is wrong)."""
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, list | tuple):
+        return None
+    return tuple(str(n).strip() for n in names if str(n).strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOOTAGE_", env_file=None, frozen=True)
 
@@ -371,10 +380,9 @@ class Settings(BaseSettings):
     @field_validator("camera_networks", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:
-        names = value.split(",") if isinstance(value, str) else value
-        if not isinstance(names, list | tuple):
+        networks = _comma_list(value)
+        if networks is None:
             return value
-        networks = tuple(str(n).strip() for n in names if str(n).strip())
         for network in networks:
             try:
                 ipaddress.ip_network(network, strict=False)
@@ -387,10 +395,10 @@ class Settings(BaseSettings):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _hosts(cls, value: object) -> object:
-        names = value.split(",") if isinstance(value, str) else value
-        if not isinstance(names, list | tuple):
+        names = _comma_list(value)
+        if names is None:
             return value
-        hosts = tuple(dict.fromkeys(str(n).strip().lower().strip("[]") for n in names if n))
+        hosts = tuple(dict.fromkeys(n.lower().strip("[]") for n in names))
         for host in hosts:
             if host == "*" or not _HOST.fullmatch(host):
                 raise ValueError(
