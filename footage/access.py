@@ -105,4 +105,3 @@ class Principal:
         """NotFound (as if absent) when `camera` is outside this principal's cameras."""
         if self.cameras is not None and camera not in self.cameras:
             raise NotFound(f"{what} is not in the catalog")
-

@@ -202,6 +202,14 @@ def test_a_user_limited_to_a_camera_sees_only_it(site: Site) -> None:
     assert all(c["camera"] == "gate" for c in answer["citations"] + answer["considered"])
     refused = _get(site, "gus", "POST", "/ask", json={"question": "a car?", "camera": ["yard"]})
     assert refused.status_code == 403
+    catalog = Catalog(site.settings, migrate=False)
+    try:
+        denied = [e for e in read_audit(catalog, actor="gus") if e.action == "scope"]
+    finally:
+        catalog.dispose()
+    targets = " ".join(e.target for e in denied)
+    assert {e.outcome for e in denied} == {"denied"}
+    assert f"/media/videos/{yard}" in targets and "camera=yard" in targets
 
 
 def _sqlite(site: Site) -> bool:

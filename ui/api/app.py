@@ -100,7 +100,9 @@ def _needs(action: Action) -> Any:
 
     def caller(request: Request) -> Principal:
         gate: Gate = request.app.state.gate
-        return gate.allowed(request, action)
+        who = gate.allowed(request, action)
+        request.state.who = who  # for the audit of a refusal after this point
+        return who
 
     return Depends(caller)
 
@@ -194,6 +196,12 @@ def create_app(settings: Settings, *, warm_up: bool = True, listen: str | None =
 
     @app.exception_handler(FootageError)
     async def _domain(request: Request, exc: FootageError) -> JSONResponse:
+        who: Principal | None = getattr(request.state, "who", None)
+        if who is not None and (
+            isinstance(exc, NotPermitted) or (who.scoped and isinstance(exc, NotFound))
+        ):  # a camera outside the caller's scope, by name (403) or by id (404)
+            target = f"{request.url.path} {request.url.query}"[:2000]
+            await run_in_threadpool(gate.audit, who.name, request, "scope", target, "denied")
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, Busy) else None
         if isinstance(exc, NotAuthenticated):
             headers = {"WWW-Authenticate": "Bearer"}
