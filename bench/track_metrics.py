@@ -37,6 +37,8 @@ import motmetrics as mm
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from indexer.boxes import iou_matrix  # the tracker's own IoU: scored as it is matched
+
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 IOU_THRESHOLD = 0.5
 UntrackedRule = Literal["fp", "own_id"]
@@ -165,22 +167,6 @@ def by_time(predictions: Iterable[Prediction]) -> dict[float, list[Prediction]]:
 
 
 # --- boxes --------------------------------------------------------------------------------
-
-
-def iou_matrix(a: Sequence[Box], b: Sequence[Box]) -> np.ndarray:
-    """IoU of every box of a with every box of b (len(a) x len(b))."""
-    if not a or not b:
-        return np.zeros((len(a), len(b)))
-    aa, bb = np.asarray(a, float), np.asarray(b, float)
-    x1 = np.maximum(aa[:, None, 0], bb[None, :, 0])
-    y1 = np.maximum(aa[:, None, 1], bb[None, :, 1])
-    x2 = np.minimum(aa[:, None, 2], bb[None, :, 2])
-    y2 = np.minimum(aa[:, None, 3], bb[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (aa[:, 2] - aa[:, 0]) * (aa[:, 3] - aa[:, 1])
-    area_b = (bb[:, 2] - bb[:, 0]) * (bb[:, 3] - bb[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def iou_distance(

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from indexer.boxes import iou_matrix
+
 Box = tuple[float, float, float, float]
 
 
@@ -30,17 +32,6 @@ def load_identities(csv_path: Path, label: str = "person") -> dict[int, list[tup
                 x, y, w, h = (float(row[k]) for k in ("x", "y", "w", "h"))
                 frames[int(row["frame"])].append((int(row["track_id"]), (x, y, x + w, y + h)))
     return frames
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
 
 
 @dataclass(frozen=True)
